@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the system packages and client libraries the tests and benchmarks use.
+# Idempotent: each step is skipped when what it installs is already there, so only a
+# fresh machine pays. Versions are pinned where a registry is involved.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+apt_pkgs=()
+need() { command -v "$1" >/dev/null 2>&1 || apt_pkgs+=("$2"); }
+need redis-cli redis-tools
+need redis-benchmark redis-tools
+need redis-server redis-server
+need openssl openssl
+need ip iproute2
+need iptables iptables
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  echo "deps: apt-get install ${apt_pkgs[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  # Debian starts redis-server as a service on install; the tests start their own.
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server 2>/dev/null || true; fi
+  pkill -x redis-server 2>/dev/null || true
+fi
+
+REDIS_PY_VERSION=5.2.1
+if ! python3 -c "import redis, sys; sys.exit(0 if redis.__version__ == '${REDIS_PY_VERSION}' else 1)" 2>/dev/null; then
+  echo "deps: pip install redis==${REDIS_PY_VERSION}"
+  python3 -m pip install -q "redis==${REDIS_PY_VERSION}"
+fi
+
+if [ -f tests/clients/node/package-lock.json ] && [ ! -d tests/clients/node/node_modules ]; then
+  echo "deps: npm ci in tests/clients/node"
+  (cd tests/clients/node && npm ci --no-audit --no-fund --silent)
+fi
+echo "deps: ok"
