@@ -1,0 +1,76 @@
+# Shared settings for hack/node/*.sh: versions, cache and state paths, addresses, ports.
+# Sourced, not run. Everything the node writes lives under $NODE_STATE so that down.sh can
+# account for all of it.
+# shellcheck shell=bash
+
+NODE_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${SESSIONPLANE_CACHE:-$HOME/.cache/sessionplane}
+STATE=${SESSIONPLANE_STATE:-$CACHE/cluster}
+NODE_STATE=$STATE/node
+
+CONTAINERD_VERSION=v2.2.9
+COREDNS_VERSION=v1.14.7
+PAUSE_VERSION=3.10.1
+
+CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
+COREDNS_BIN=$CACHE/coredns-$COREDNS_VERSION/bin
+IMAGES=$CACHE/images
+CNI_BIN_DIR=${SESSIONPLANE_CNI_BIN_DIR:-/usr/lib/cni}
+
+PAUSE_REF=localhost/sessionplane/pause:$PAUSE_VERSION
+PAUSE_TAR=$IMAGES/pause-$PAUSE_VERSION.tar
+COREDNS_REF=localhost/sessionplane/coredns:$COREDNS_VERSION
+COREDNS_TAR=$IMAGES/coredns-$COREDNS_VERSION.tar
+
+# Addresses. Pods live on one local bridge; the bridge's address doubles as the node IP, so
+# nothing the node serves is bound to the host's real interfaces.
+BRIDGE=${SESSIONPLANE_BRIDGE:-spbr0}
+POD_CIDR=${SESSIONPLANE_POD_CIDR:-10.244.0.0/24}
+NODE_IP=${SESSIONPLANE_NODE_IP:-10.244.0.1}
+SERVICE_CIDR=10.96.0.0/16 # must match hack/cluster.sh
+DNS_SERVICE_IP=${SESSIONPLANE_DNS_SERVICE_IP:-10.96.0.10}
+CLUSTER_DOMAIN=cluster.local
+APISERVER_PORT=${SESSIONPLANE_APISERVER_PORT:-26443} # must match hack/cluster.sh
+
+KUBELET_PORT=${SESSIONPLANE_KUBELET_PORT:-10250}
+KUBELET_HEALTHZ_PORT=${SESSIONPLANE_KUBELET_HEALTHZ_PORT:-26248}
+SCHEDULER_PORT=${SESSIONPLANE_SCHEDULER_PORT:-26259}
+PROXY_HEALTHZ_PORT=${SESSIONPLANE_PROXY_HEALTHZ_PORT:-26256}
+PROXY_METRICS_PORT=${SESSIONPLANE_PROXY_METRICS_PORT:-26249}
+
+NODE_PKI=$NODE_STATE/pki
+NODE_RUN=$NODE_STATE/run
+NODE_LOGS=$NODE_STATE/logs
+CONTAINERD_ROOT=$NODE_STATE/containerd/root
+CONTAINERD_STATE=$NODE_STATE/containerd/state
+CONTAINERD_SOCK=$NODE_STATE/containerd/containerd.sock
+KUBELET_ROOT=$NODE_STATE/kubelet
+CNI_CONF_DIR=$NODE_STATE/cni/net.d
+CNI_DATA_DIR=$NODE_STATE/cni/ipam
+# containerd's shims put their sockets under /run/containerd/s whatever the config says.
+SHIM_SOCKET_DIR=/run/containerd/s
+
+node_log() { printf '%s node: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+node_die() { node_log "error: $*"; exit 1; }
+
+# The node's name: the machine's hostname when it resolves locally (the API server reaches
+# the kubelet by the node's Hostname address first), else the node IP.
+node_name() {
+  local h
+  h=$(hostname 2>/dev/null | tr '[:upper:]' '[:lower:]')
+  if [[ -n $h && $h =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ ]] && getent hosts "$h" >/dev/null 2>&1; then
+    printf '%s\n' "$h"
+  else
+    printf '%s\n' "$NODE_IP"
+  fi
+}
+
+node_k8s_paths() {
+  eval "$("$NODE_REPO/hack/k8s/build.sh" paths)"
+  K8S_VERSION=${K8S_BIN%/bin}
+  K8S_VERSION=${K8S_VERSION##*/k8s-}
+  KUBECTL=$K8S_BIN/kubectl
+  CTR=$CONTAINERD_BIN/ctr
+}
+
+ctr_k8s() { "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
