@@ -28,3 +28,30 @@ pub enum Mutation {
     Put { key: Vec<u8>, entry: Entry },
     Delete { key: Vec<u8> },
 }
+
+impl Value {
+    /// The name TYPE answers.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+        }
+    }
+
+    /// Bytes held by the payload, a lower bound of the memory it takes.
+    pub fn payload_bytes(&self) -> usize {
+        match self {
+            Value::Str(s) => s.len(),
+            Value::Hash(h) => h.iter().map(|(f, v)| f.len() + v.len()).sum(),
+            Value::Set(s) => s.iter().map(Vec::len).sum(),
+        }
+    }
+}
+
+impl Entry {
+    /// Whether the entry is still live at `now_ms` (unix milliseconds).
+    pub fn is_live(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_none_or(|at| at > now_ms)
+    }
+}

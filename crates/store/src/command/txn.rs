@@ -1,0 +1,148 @@
+//! One command's view of the keys it touches: reads through to the store, applies
+//! Redis's lazy expiry, and records the resulting state of every key it changes.
+
+use crate::value::{Entry, Mutation, Value};
+use std::collections::HashMap;
+
+/// Read access to the stored entries of one partition (or of whatever holds the keys
+/// of a command). Returns the entry as stored, expired or not: expiry is decided here.
+pub trait KeyView {
+    fn get(&mut self, key: &[u8]) -> Option<Entry>;
+}
+
+/// Lets tests and simple engines use a plain map as a view.
+impl<S: std::hash::BuildHasher> KeyView for HashMap<Vec<u8>, Entry, S> {
+    fn get(&mut self, key: &[u8]) -> Option<Entry> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+struct Touched {
+    key: Vec<u8>,
+    /// Whether the store held an entry (live or expired) before this command.
+    stored: bool,
+    state: Option<Entry>,
+}
+
+pub(crate) struct Txn<'a> {
+    view: &'a mut dyn KeyView,
+    pub now: u64,
+    touched: Vec<Touched>,
+    index: HashMap<Vec<u8>, usize>,
+}
+
+/// A key's value after a type check.
+pub(crate) enum Typed<T> {
+    Missing,
+    Wrong,
+    Found(T, Option<u64>),
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(view: &'a mut dyn KeyView, now: u64) -> Self {
+        Txn {
+            view,
+            now,
+            touched: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    fn is_live(&self, entry: &Entry) -> bool {
+        entry.expires_at_ms.is_none_or(|at| at > self.now)
+    }
+
+    /// The live entry of `key`, as this command has left it so far.
+    pub fn get(&mut self, key: &[u8]) -> Option<Entry> {
+        if let Some(&i) = self.index.get(key) {
+            return self.touched[i].state.clone();
+        }
+        let stored = self.view.get(key)?;
+        if self.is_live(&stored) {
+            return Some(stored);
+        }
+        // Lazy expiry: the read deletes the key, as Redis's expireIfNeeded does.
+        self.record(key, true, None);
+        None
+    }
+
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn put(&mut self, key: &[u8], entry: Entry) {
+        let state = if self.is_live(&entry) {
+            Some(entry)
+        } else {
+            None
+        };
+        self.set_state(key, state);
+    }
+
+    pub fn delete(&mut self, key: &[u8]) {
+        self.set_state(key, None);
+    }
+
+    fn set_state(&mut self, key: &[u8], state: Option<Entry>) {
+        if let Some(&i) = self.index.get(key) {
+            self.touched[i].state = state;
+            return;
+        }
+        let stored = self.view.get(key).is_some();
+        self.record(key, stored, state);
+    }
+
+    fn record(&mut self, key: &[u8], stored: bool, state: Option<Entry>) {
+        self.index.insert(key.to_vec(), self.touched.len());
+        self.touched.push(Touched {
+            key: key.to_vec(),
+            stored,
+            state,
+        });
+    }
+
+    pub fn string(&mut self, key: &[u8]) -> Typed<Vec<u8>> {
+        match self.get(key) {
+            None => Typed::Missing,
+            Some(Entry {
+                value: Value::Str(s),
+                expires_at_ms,
+            }) => Typed::Found(s, expires_at_ms),
+            Some(_) => Typed::Wrong,
+        }
+    }
+
+    pub fn hash(&mut self, key: &[u8]) -> Typed<std::collections::BTreeMap<Vec<u8>, Vec<u8>>> {
+        match self.get(key) {
+            None => Typed::Missing,
+            Some(Entry {
+                value: Value::Hash(h),
+                expires_at_ms,
+            }) => Typed::Found(h, expires_at_ms),
+            Some(_) => Typed::Wrong,
+        }
+    }
+
+    pub fn set(&mut self, key: &[u8]) -> Typed<std::collections::BTreeSet<Vec<u8>>> {
+        match self.get(key) {
+            None => Typed::Missing,
+            Some(Entry {
+                value: Value::Set(s),
+                expires_at_ms,
+            }) => Typed::Found(s, expires_at_ms),
+            Some(_) => Typed::Wrong,
+        }
+    }
+
+    /// The resulting state of every key this command changed, in first-touch order.
+    pub fn into_mutations(self) -> Vec<Mutation> {
+        self.touched
+            .into_iter()
+            .filter_map(|t| match t.state {
+                Some(entry) => Some(Mutation::Put { key: t.key, entry }),
+                None if t.stored => Some(Mutation::Delete { key: t.key }),
+                None => None,
+            })
+            .collect()
+    }
+}
