@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod command;
 pub mod reply;
+pub mod resp;
 pub mod value;
 
 /// Command-line arguments of `sessionplane store`.

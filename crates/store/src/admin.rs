@@ -1,0 +1,154 @@
+//! The admin HTTP API: probes, status, ring configuration and metrics.
+//!
+//! - `GET /healthz`: the process is alive.
+//! - `GET /readyz`: the node serves a ring configuration at least as new as the one it
+//!   had persisted (every partition it serves as primary or replica is in sync by
+//!   construction; learners do not serve).
+//! - `GET /v1/status`: JSON per-partition roles, keys and migration progress.
+//! - `POST /v1/ring`: a new ring configuration (JSON `RingConfig`) from the master.
+//! - `GET /metrics`: Prometheus text format.
+
+use crate::cluster::config::RingConfig;
+use crate::node::Node;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Largest configuration body accepted (a 2048-partition ring with long ids fits).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(node.clone(), req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection ended");
+            }
+        });
+    }
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(status, "application/json", body),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            e.to_string(),
+        ),
+    }
+}
+
+async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let resp = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") => {
+            if node.ready() {
+                reply(StatusCode::OK, "text/plain", "ready\n")
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "waiting for a ring configuration\n",
+                )
+            }
+        }
+        (&Method::GET, "/v1/status") => json(StatusCode::OK, &node.status().await),
+        (&Method::POST, "/v1/ring") => push_ring(node, req).await,
+        (&Method::GET, "/metrics") => {
+            node.refresh_metrics().await;
+            reply(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                node.metrics.encode(),
+            )
+        }
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    };
+    Ok(resp)
+}
+
+#[derive(serde::Serialize)]
+struct ErrorBody {
+    error: String,
+    reason: &'static str,
+}
+
+async fn push_ring(node: Arc<Node>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &ErrorBody {
+                    error: e.to_string(),
+                    reason: "body",
+                },
+            )
+        }
+    };
+    let cfg: RingConfig = match serde_json::from_slice(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &ErrorBody {
+                    error: e.to_string(),
+                    reason: "malformed",
+                },
+            )
+        }
+    };
+    match node.apply_config(cfg).await {
+        Ok(epoch) => json(StatusCode::OK, &serde_json::json!({ "epoch": epoch })),
+        Err(e) => {
+            let status = match &e {
+                crate::node::NodeError::Config(_) => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            json(
+                status,
+                &ErrorBody {
+                    error: e.to_string(),
+                    reason: e.label(),
+                },
+            )
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The receiving side of the internal RPC, and epoch fencing.
+
+use super::config::Role;
+use super::rpc::{Request, Response};
+use super::{Backoff, FORWARDED_DEADLINE};
+use crate::command::scan::ScanArgs;
+use crate::node::Node;
+use crate::reply::Reply;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a node waits for the master's newer configuration when a peer is ahead.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(1);
+
+impl Node {
+    /// Refuses a request tagged with an epoch older than ours; waits briefly when the
+    /// sender is ahead (the master is pushing the new epoch to us too).
+    pub(crate) async fn fence(&self, epoch: u64) -> Result<(), Response> {
+        let mine = self.epoch();
+        if epoch < mine {
+            return Err(Response::StaleEpoch { current: mine });
+        }
+        if epoch > mine && !self.wait_epoch(epoch, Instant::now() + CATCH_UP_WAIT).await {
+            return Err(Response::Behind {
+                current: self.epoch(),
+            });
+        }
+        let now = self.epoch();
+        if epoch < now {
+            return Err(Response::StaleEpoch { current: now });
+        }
+        Ok(())
+    }
+
+    /// Answers one RPC request.
+    pub async fn handle_rpc(self: Arc<Self>, req: Request) -> Response {
+        match req {
+            Request::Forward {
+                epoch,
+                partition,
+                args,
+            } => self.handle_forward(epoch, partition, args).await,
+            Request::Replicate {
+                epoch,
+                from,
+                partition,
+                mutations,
+            } => {
+                self.handle_replicate(epoch, &from, partition, mutations)
+                    .await
+            }
+            Request::LearnStart {
+                epoch,
+                from,
+                partition,
+            } => self.handle_learn_start(epoch, &from, partition).await,
+            Request::SnapshotChunk {
+                epoch,
+                from,
+                partition,
+                records,
+            } => {
+                self.handle_snapshot_chunk(epoch, &from, partition, records)
+                    .await
+            }
+            Request::SnapshotDone {
+                epoch,
+                from,
+                partition,
+            } => self.handle_snapshot_done(epoch, &from, partition).await,
+            Request::Count { epoch, partitions } => {
+                if let Err(resp) = self.fence(epoch).await {
+                    return resp;
+                }
+                match self.count_local(&partitions, epoch).await {
+                    Ok(n) => Response::Count(n),
+                    Err(why) => retry_response(self.epoch(), epoch, why),
+                }
+            }
+            Request::Scan {
+                epoch,
+                partition,
+                position,
+                count,
+                pattern,
+                kind,
+            } => {
+                if let Err(resp) = self.fence(epoch).await {
+                    return resp;
+                }
+                let sa = ScanArgs {
+                    cursor: 0,
+                    pattern,
+                    count: count as usize,
+                    type_name: kind,
+                };
+                match self
+                    .scan_local(partition, position, count as usize, &sa, epoch)
+                    .await
+                {
+                    Ok((keys, next)) => Response::Scan { keys, next },
+                    Err(why) => retry_response(self.epoch(), epoch, why),
+                }
+            }
+        }
+    }
+
+    /// A command forwarded by a node that believes this one is the primary.
+    async fn handle_forward(&self, epoch: u64, p: u32, args: Vec<Vec<u8>>) -> Response {
+        if let Err(resp) = self.fence(epoch).await {
+            return resp;
+        }
+        let deadline = Instant::now() + FORWARDED_DEADLINE;
+        let mut backoff = Backoff::new();
+        loop {
+            let Some(cfg) = self.config() else {
+                return Response::Behind { current: 0 };
+            };
+            if cfg.epoch > epoch {
+                // The ring moved while we retried: the sender must re-route.
+                return Response::StaleEpoch { current: cfg.epoch };
+            }
+            if cfg.role(&self.id, p) != Role::Primary {
+                return Response::NotOwner;
+            }
+            let why = match self.execute_local(p, &args, cfg.epoch).await {
+                Ok(reply) => return Response::Reply(reply),
+                Err(why) => why,
+            };
+            if Instant::now() >= deadline {
+                return Response::Reply(Reply::Error(format!("TRYAGAIN partition {p}: {why}")));
+            }
+            backoff.pause(self, &why, deadline).await;
+        }
+    }
+}
+
+fn retry_response(mine: u64, asked: u64, why: super::Retry) -> Response {
+    if mine > asked {
+        Response::StaleEpoch { current: mine }
+    } else {
+        match why {
+            super::Retry::NotOwner => Response::NotOwner,
+            other => Response::Error(other.to_string()),
+        }
+    }
+}

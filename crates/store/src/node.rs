@@ -1,0 +1,447 @@
+//! A store node: the partitions it holds, the ring configuration it follows, and the
+//! `Backend` the protocol front hands every data command to.
+//!
+//! The data path lives in `cluster::{router, replication, migration, expiry, handler}`
+//! as further `impl Node` blocks; this file holds the state and the configuration life
+//! cycle.
+
+use crate::backend::{Backend, BackendStats};
+use crate::cluster::config::{ConfigError, RingConfig, Role};
+use crate::cluster::partition::PartState;
+use crate::cluster::rpc::Peers;
+use crate::metrics::{Metrics, RoleLabels};
+use crate::reply::Reply;
+use crate::storage::{FsyncPolicy, Op, Storage, StorageError};
+use futures::future::BoxFuture;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const META_CONFIG: &str = "ring_config";
+
+/// One partition slot of the node; its lock serialises every command on the partition.
+pub struct Partition {
+    pub id: u32,
+    pub state: tokio::sync::Mutex<PartState>,
+}
+
+/// A learner being taught by this node (as primary), for status and metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TeachProgress {
+    pub epoch: u64,
+    pub keys_sent: u64,
+    pub keys_total: u64,
+    pub bytes_sent: u64,
+    pub done: bool,
+}
+
+pub struct NodeOptions {
+    pub id: String,
+    pub data_dir: PathBuf,
+    pub fsync: FsyncPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("stored ring configuration is unreadable: {0}")]
+    StoredConfig(serde_json::Error),
+}
+
+impl NodeError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            NodeError::Config(e) => e.label(),
+            NodeError::Storage(e) => e.label(),
+            NodeError::StoredConfig(_) => "stored_config",
+        }
+    }
+}
+
+pub struct Node {
+    pub(crate) id: String,
+    pub(crate) storage: Storage,
+    pub(crate) config_tx: watch::Sender<Option<Arc<RingConfig>>>,
+    /// The configuration accepted before a restart; nothing is served until one at
+    /// least as new arrives.
+    pub(crate) persisted: Option<RingConfig>,
+    pub(crate) parts: RwLock<Vec<Arc<Partition>>>,
+    pub(crate) peers: Peers,
+    pub(crate) metrics: Arc<Metrics>,
+    apply_lock: tokio::sync::Mutex<()>,
+    pub(crate) teaching: Mutex<HashMap<(u32, String), TeachProgress>>,
+    pub(crate) started: Instant,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LearnerStatus {
+    pub id: String,
+    #[serde(flatten)]
+    pub progress: TeachProgress,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartitionStatus {
+    pub partition: u32,
+    pub role: Role,
+    pub keys: u64,
+    pub caught_up: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<LearnerStatus>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct RoleCounts {
+    pub primary: u32,
+    pub replica: u32,
+    pub learner: u32,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct MigrationStatus {
+    /// Partitions this node is primary of that have learners.
+    pub partitions_total: u32,
+    /// Of those, partitions whose every learner has the snapshot and the tail.
+    pub partitions_done: u32,
+    pub keys_sent: u64,
+    pub keys_total: u64,
+    pub bytes_sent: u64,
+    /// Partitions this node is learning, and how many of them are caught up.
+    pub learning: u32,
+    pub learning_caught_up: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub epoch: Option<u64>,
+    pub persisted_epoch: Option<u64>,
+    pub ready: bool,
+    /// Keys held in every partition this node has data for (all roles).
+    pub keys: u64,
+    /// Partitions with data on this node (0 once a drained node owns nothing).
+    pub partitions_held: u32,
+    pub roles: RoleCounts,
+    pub migration: MigrationStatus,
+    pub partitions: Vec<PartitionStatus>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    /// Opens the data directory and loads every stored partition into memory.
+    pub fn open(opts: NodeOptions, metrics: Arc<Metrics>) -> Result<Arc<Node>, NodeError> {
+        let storage = Storage::open(&opts.data_dir, opts.fsync)?;
+        let persisted = match storage.meta(META_CONFIG)? {
+            Some(bytes) => Some(
+                serde_json::from_slice::<RingConfig>(&bytes).map_err(NodeError::StoredConfig)?,
+            ),
+            None => None,
+        };
+        let mut parts = Vec::new();
+        if let Some(cfg) = &persisted {
+            let mut states: Vec<PartState> =
+                (0..cfg.partitions).map(|_| PartState::default()).collect();
+            for (p, key, record) in storage.load()? {
+                if let Some(st) = states.get_mut(p as usize) {
+                    st.apply(&key, record.version, Some(record.entry), false);
+                }
+            }
+            parts = states
+                .into_iter()
+                .enumerate()
+                .map(|(i, st)| {
+                    Arc::new(Partition {
+                        id: i as u32,
+                        state: tokio::sync::Mutex::new(st),
+                    })
+                })
+                .collect();
+        }
+        let (config_tx, _) = watch::channel(None);
+        Ok(Arc::new(Node {
+            id: opts.id,
+            storage,
+            config_tx,
+            persisted,
+            parts: RwLock::new(parts),
+            peers: Peers::default(),
+            metrics,
+            apply_lock: tokio::sync::Mutex::new(()),
+            teaching: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn config(&self) -> Option<Arc<RingConfig>> {
+        self.config_tx.borrow().clone()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.config_tx.borrow().as_ref().map_or(0, |c| c.epoch)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.config_tx.borrow().is_some()
+    }
+
+    pub(crate) fn partition(&self, p: u32) -> Option<Arc<Partition>> {
+        self.parts.read().get(p as usize).cloned()
+    }
+
+    /// Waits until the node serves an epoch of at least `min`, or `until` passes.
+    pub(crate) async fn wait_epoch(&self, min: u64, until: Instant) -> bool {
+        let mut rx = self.config_tx.subscribe();
+        loop {
+            if rx.borrow().as_ref().is_some_and(|c| c.epoch >= min) {
+                return true;
+            }
+            match tokio::time::timeout_at(until.into(), rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return false,
+            }
+        }
+    }
+
+    /// Accepts a configuration from the master: fences older epochs, persists it, then
+    /// drops partitions this node no longer holds and starts teaching new learners.
+    pub async fn apply_config(self: &Arc<Self>, offered: RingConfig) -> Result<u64, NodeError> {
+        let _serial = self.apply_lock.lock().await;
+        let offered = offered.validate()?;
+        let current = self.config();
+        let reference = current.as_deref().or(self.persisted.as_ref());
+        RingConfig::check_successor(reference, &offered)?;
+        if current.as_deref() == Some(&offered) {
+            return Ok(offered.epoch);
+        }
+        let bytes = serde_json::to_vec(&offered).map_err(NodeError::StoredConfig)?;
+        self.storage
+            .write(vec![Op::PutMeta {
+                name: META_CONFIG.into(),
+                value: bytes,
+            }])
+            .await?;
+        self.storage.flush().await?;
+        {
+            let mut parts = self.parts.write();
+            if parts.is_empty() {
+                *parts = (0..offered.partitions)
+                    .map(|i| {
+                        Arc::new(Partition {
+                            id: i,
+                            state: tokio::sync::Mutex::new(PartState::default()),
+                        })
+                    })
+                    .collect();
+            }
+        }
+        let cfg = Arc::new(offered);
+        self.config_tx.send_replace(Some(cfg.clone()));
+        self.metrics.epoch.set(cfg.epoch as i64);
+        tracing::info!(epoch = cfg.epoch, node = %self.id, "ring configuration accepted");
+
+        let parts: Vec<Arc<Partition>> = self.parts.read().clone();
+        let mut drops = Vec::new();
+        for part in &parts {
+            if cfg.role(&self.id, part.id) == Role::None {
+                let mut st = part.state.lock().await;
+                if !st.is_empty() {
+                    st.clear();
+                    drops.push(Op::DropPartition { partition: part.id });
+                }
+            }
+        }
+        if !drops.is_empty() {
+            tracing::info!(
+                count = drops.len(),
+                "dropping partitions no longer replicated here"
+            );
+            self.storage.write(drops).await?;
+        }
+        self.teaching.lock().retain(|_, t| t.epoch == cfg.epoch);
+        self.spawn_teachers(&cfg);
+        Ok(cfg.epoch)
+    }
+
+    /// Per-partition state for the admin API.
+    pub async fn status(&self) -> NodeStatus {
+        let cfg = self.config();
+        let parts: Vec<Arc<Partition>> = self.parts.read().clone();
+        let teaching = self.teaching.lock().clone();
+        let mut out = NodeStatus {
+            node: self.id.clone(),
+            epoch: cfg.as_ref().map(|c| c.epoch),
+            persisted_epoch: self.persisted.as_ref().map(|c| c.epoch),
+            ready: cfg.is_some(),
+            keys: 0,
+            partitions_held: 0,
+            roles: RoleCounts::default(),
+            migration: MigrationStatus::default(),
+            partitions: Vec::new(),
+        };
+        for part in parts {
+            let st = part.state.lock().await;
+            let role = cfg
+                .as_ref()
+                .map_or(Role::None, |c| c.role(&self.id, part.id));
+            out.keys += st.keys();
+            if !st.is_empty() {
+                out.partitions_held += 1;
+            }
+            let epoch = cfg.as_ref().map_or(0, |c| c.epoch);
+            let caught_up = match role {
+                Role::Primary | Role::Replica => true,
+                Role::Learner => st.learning.epoch == epoch && st.learning.snapshot_done,
+                Role::None => false,
+            };
+            let mut learners = Vec::new();
+            if role == Role::Primary {
+                if let Some(c) = &cfg {
+                    for l in c.learners_of(part.id) {
+                        let progress = teaching
+                            .get(&(part.id, l.clone()))
+                            .cloned()
+                            .unwrap_or_default();
+                        learners.push(LearnerStatus {
+                            id: l.clone(),
+                            progress,
+                        });
+                    }
+                }
+            }
+            match role {
+                Role::Primary => out.roles.primary += 1,
+                Role::Replica => out.roles.replica += 1,
+                Role::Learner => {
+                    out.roles.learner += 1;
+                    out.migration.learning += 1;
+                    if caught_up {
+                        out.migration.learning_caught_up += 1;
+                    }
+                }
+                Role::None => {}
+            }
+            if !learners.is_empty() {
+                out.migration.partitions_total += 1;
+                if learners.iter().all(|l| l.progress.done) {
+                    out.migration.partitions_done += 1;
+                }
+                for l in &learners {
+                    out.migration.keys_sent += l.progress.keys_sent;
+                    out.migration.keys_total += l.progress.keys_total;
+                    out.migration.bytes_sent += l.progress.bytes_sent;
+                }
+            }
+            if role != Role::None || !st.is_empty() {
+                out.partitions.push(PartitionStatus {
+                    partition: part.id,
+                    role,
+                    keys: st.keys(),
+                    caught_up,
+                    learners,
+                });
+            }
+        }
+        out
+    }
+
+    /// Refreshes the gauges that are cheaper to compute at scrape time.
+    pub async fn refresh_metrics(&self) {
+        let status = self.status().await;
+        let stats = self.stats();
+        let m = &self.metrics;
+        m.keys.set(status.keys as i64);
+        m.memory_bytes.set(stats.used_memory_bytes as i64);
+        for (role, n) in [
+            ("primary", status.roles.primary),
+            ("replica", status.roles.replica),
+            ("learner", status.roles.learner),
+        ] {
+            m.partitions
+                .get_or_create(&RoleLabels { role: role.into() })
+                .set(i64::from(n));
+        }
+        m.migration_keys_sent.set(status.migration.keys_sent as i64);
+        m.migration_keys_total
+            .set(status.migration.keys_total as i64);
+        m.migration_bytes_sent
+            .set(status.migration.bytes_sent as i64);
+        m.migration_partitions_pending.set(i64::from(
+            status.migration.partitions_total - status.migration.partitions_done,
+        ));
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Backend for Node {
+    fn call(&self, args: Vec<Vec<u8>>) -> BoxFuture<'_, Reply> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let name = args
+                .first()
+                .and_then(|n| crate::command::spec(n))
+                .map_or("unknown", |s| s.name);
+            let reply = self.dispatch(args).await;
+            self.metrics
+                .ops
+                .get_or_create(&crate::metrics::CommandLabels {
+                    command: name.to_string(),
+                })
+                .inc();
+            self.metrics
+                .latency
+                .observe(started.elapsed().as_secs_f64());
+            reply
+        })
+    }
+
+    fn stats(&self) -> BackendStats {
+        let cfg = self.config();
+        let parts: Vec<Arc<Partition>> = self.parts.read().clone();
+        let mut stats = BackendStats {
+            role: "slave",
+            epoch: cfg.as_ref().map_or(0, |c| c.epoch),
+            ..BackendStats::default()
+        };
+        for part in parts {
+            // Stats must not wait behind a write in flight: a busy partition is skipped.
+            if let Ok(st) = part.state.try_lock() {
+                stats.keys += st.keys();
+                stats.expires += st.expires();
+                stats.used_memory_bytes += st.bytes();
+            }
+            match cfg.as_ref().map(|c| c.role(&self.id, part.id)) {
+                Some(Role::Primary) => stats.partitions_primary += 1,
+                Some(Role::Replica) => stats.partitions_replica += 1,
+                _ => {}
+            }
+        }
+        if stats.partitions_primary > 0 {
+            stats.role = "master";
+        }
+        stats
+    }
+}
