@@ -74,3 +74,51 @@ node_k8s_paths() {
 }
 
 ctr_k8s() { "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
+
+# --- processes: every daemon runs in its own session, so its process group id is its pid ---
+
+node_pid_of() { # name -> pid if alive and still running the binary we started
+  local f=$NODE_RUN/$1.pid pid bin
+  [[ -f $f ]] || return 1
+  read -r pid bin <"$f" || true
+  [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$bin" || return 1
+  printf '%s\n' "$pid"
+}
+
+node_start() { # name binary args...
+  local name=$1 bin=$2
+  shift 2
+  mkdir -p "$NODE_RUN" "$NODE_LOGS"
+  node_log "starting $name"
+  setsid nohup "$bin" "$@" >>"$NODE_LOGS/$name.log" 2>&1 </dev/null &
+  echo "$! $bin" >"$NODE_RUN/$name.pid"
+}
+
+node_stop() { # name: SIGTERM to its process group, SIGKILL after 15s
+  local name=$1 pid i
+  pid=$(node_pid_of "$name") || { rm -f "$NODE_RUN/$name.pid"; return 0; }
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 150; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    node_log "$name (pid $pid) ignored SIGTERM; killing"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    sleep 0.2
+  fi
+  rm -f "$NODE_RUN/$name.pid"
+  node_log "stopped $name (pid $pid)"
+}
+
+node_wait() { # what seconds cmd...: poll every 0.5s
+  local what=$1 secs=$2 i
+  shift 2
+  for ((i = 0; i < secs * 2; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  node_log "timed out after ${secs}s waiting for $what"
+  return 1
+}

@@ -2,8 +2,9 @@
  * The node smoke test's only program, linked statically so that an image needs nothing else.
  *
  *   smoke serve PORT           answer every HTTP request with "smoke <hostname>\n"
- *   smoke resolve NAME         print NAME's IPv4 address, asking the nameserver in
+ *   smoke resolve NAME [NS]    print NAME's IPv4 address, asking the nameserver in
  *                              /etc/resolv.conf and trying its search domains like libc does
+ *                              (or asking NS for NAME exactly)
  *   smoke get NAME PORT        resolve NAME the same way, GET / and print the body
  *
  * The resolver is written out here because static glibc cannot load its NSS modules, and the
@@ -219,12 +220,20 @@ static int get(const char *name, int port) {
 int main(int argc, char **argv) {
     struct in_addr addr;
     if (argc == 3 && !strcmp(argv[1], "serve")) return serve(atoi(argv[2]));
+    if (argc == 4 && !strcmp(argv[1], "resolve")) {
+        if (query_a(argv[3], argv[2], &addr) != 0) {
+            fprintf(stderr, "smoke: %s did not resolve via %s\n", argv[2], argv[3]);
+            return 1;
+        }
+        printf("%s\n", inet_ntoa(addr));
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "resolve")) {
         if (resolve(argv[2], &addr) != 0) return 1;
         printf("%s\n", inet_ntoa(addr));
         return 0;
     }
     if (argc == 4 && !strcmp(argv[1], "get")) return get(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: smoke serve PORT | smoke resolve NAME | smoke get NAME PORT\n");
+    fprintf(stderr, "usage: smoke serve PORT | smoke resolve NAME [NAMESERVER] | smoke get NAME PORT\n");
     return 2;
 }

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Smoke test of the single-node cluster: a locally built image (a static C HTTP responder,
+# hack/node/src/smoke.c) packed as an OCI tarball and imported into containerd, run as a
+# Deployment with imagePullPolicy: Never behind a ClusterIP Service. Checks, all on this
+# machine (pod IPs on the node's bridge, ClusterIPs through the local kube-proxy):
+#   1. the Deployment's pods become Ready
+#   2. the host reaches the Service's ClusterIP (curl through kube-proxy) and both pods answer
+#   3. CoreDNS, asked from the host at the kube-dns ClusterIP, resolves the Service's name
+#   4. a pod resolves the short name through its own resolv.conf and fetches the page
+#   5. the API server reaches the kubelet (kubectl logs of that pod)
+#   6. (with --teardown) hack/node/down.sh leaves nothing behind
+#
+#   hack/node/smoke.sh [--teardown]
+set -euo pipefail
+# shellcheck source=hack/node/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NS=node-smoke
+TEARDOWN=false
+[[ ${1:-} == --teardown ]] && TEARDOWN=true
+PASSED=0
+FAILED=0
+
+pass() { PASSED=$((PASSED + 1)); node_log "PASS $*"; }
+fail() { FAILED=$((FAILED + 1)); node_log "FAIL $*"; }
+k() { "$KUBECTL" --kubeconfig="$STATE/kubeconfig" "$@"; }
+
+build_image() {
+  local hash work
+  hash=$(sha256sum "$NODE_REPO/hack/node/src/smoke.c" "$NODE_REPO/hack/node/oci_pack.py" | sha256sum | cut -c1-12)
+  SMOKE_REF=localhost/sessionplane/node-smoke:$hash
+  SMOKE_TAR=$IMAGES/node-smoke-$hash.tar
+  [[ -f $SMOKE_TAR ]] && return 0
+  work=$(mktemp -d)
+  gcc -Os -Wall -Werror -static -o "$work/smoke" "$NODE_REPO/hack/node/src/smoke.c"
+  python3 "$NODE_REPO/hack/node/oci_pack.py" --ref "$SMOKE_REF" --out "$SMOKE_TAR" \
+    --entrypoint /smoke --user 65532:65532 --file "/smoke=$work/smoke"
+  rm -rf "$work"
+}
+
+deploy() {
+  k delete namespace "$NS" --ignore-not-found --wait=true --timeout=60s >/dev/null
+  k create namespace "$NS" >/dev/null
+  # The namespace's default ServiceAccount comes from a controller; pods wait for it.
+  node_wait "default ServiceAccount in $NS" 30 k -n "$NS" get serviceaccount default
+  k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: $SMOKE_REF
+        imagePullPolicy: Never
+        args: [serve, "8080"]
+        ports: [{containerPort: 8080}]
+        readinessProbe:
+          httpGet: {path: /, port: 8080}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+EOF
+}
+
+check_rollout() {
+  if k -n "$NS" rollout status deployment/web --timeout=120s >/dev/null; then
+    pass "Deployment web: 2 pods Ready from image $SMOKE_REF (imagePullPolicy Never)"
+  else
+    k -n "$NS" get pods -o wide >&2 || true
+    k -n "$NS" describe pods >&2 || true
+    fail "Deployment web did not become Ready"
+    return 1
+  fi
+}
+
+check_cluster_ip() {
+  local ip body seen i ok=0
+  ip=$(k -n "$NS" get service web -o jsonpath='{.spec.clusterIP}')
+  # kube-proxy programs the rules shortly after the endpoints appear.
+  seen=$(for ((i = 0; i < 40; i++)); do
+    body=$(curl -fsS --max-time 2 "http://$ip/" 2>/dev/null) && echo "$body"
+    sleep 0.25
+  done | sort | uniq -c)
+  ok=$(awk '{n += $1} END {print n + 0}' <<<"$seen")
+  if ((ok >= 30)) && [[ $(wc -l <<<"$seen") -ge 2 ]]; then
+    pass "ClusterIP $ip answered $ok/40 requests from the host, spread over: $(awk '{print $3 "=" $1}' <<<"$seen" | tr '\n' ' ')"
+  else
+    fail "ClusterIP $ip answered $ok/40 requests (responses: $(tr '\n' ' ' <<<"$seen"))"
+  fi
+  CLUSTER_IP=$ip
+}
+
+check_dns_from_host() {
+  local got name=web.$NS.svc.$CLUSTER_DOMAIN
+  got=$("$SMOKE_BIN" resolve "$name" "$DNS_SERVICE_IP" 2>&1) || true
+  if [[ $got == "$CLUSTER_IP" ]]; then
+    pass "CoreDNS at $DNS_SERVICE_IP resolves $name to $got"
+  else
+    fail "CoreDNS at $DNS_SERVICE_IP answered '$got' for $name, want $CLUSTER_IP"
+  fi
+}
+
+check_from_pod() {
+  k -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: probe}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: probe
+    image: $SMOKE_REF
+    imagePullPolicy: Never
+    args: [get, web, "80"]
+EOF
+  local phase="" i
+  for ((i = 0; i < 120; i++)); do
+    phase=$(k -n "$NS" get pod probe -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    [[ $phase == Succeeded || $phase == Failed ]] && break
+    sleep 0.5
+  done
+  local logs
+  logs=$(k -n "$NS" logs probe 2>&1 || true)
+  if [[ $phase == Succeeded && $logs == *"smoke web-"* ]]; then
+    pass "a pod resolved 'web' through its resolv.conf and fetched: $(tr '\n' ' ' <<<"$logs")"
+  else
+    fail "probe pod phase '$phase', logs: $(tr '\n' ' ' <<<"$logs")"
+  fi
+  if [[ $logs == *"is $CLUSTER_IP"* ]]; then
+    pass "kubectl logs works (API server -> kubelet), and the pod saw web at $CLUSTER_IP"
+  else
+    fail "kubectl logs did not show the resolved ClusterIP $CLUSTER_IP"
+  fi
+}
+
+main() {
+  local t0=$SECONDS
+  eval "$("$NODE_REPO/hack/node/up.sh")"
+  node_k8s_paths
+  mkdir -p "$IMAGES"
+  build_image
+  SMOKE_BIN=$(mktemp)
+  gcc -Os -static -o "$SMOKE_BIN" "$NODE_REPO/hack/node/src/smoke.c" 2>/dev/null
+  ctr_k8s images import "$SMOKE_TAR" >/dev/null
+  deploy
+  if check_rollout; then
+    check_cluster_ip
+    check_dns_from_host
+    check_from_pod
+  fi
+  rm -f "$SMOKE_BIN"
+  k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  if $TEARDOWN; then
+    "$NODE_REPO/hack/node/down.sh"
+    local left
+    if left=$("$NODE_REPO/hack/node/down.sh" check); then
+      pass "teardown: $left"
+    else
+      fail "teardown left: $(tr '\n' ';' <<<"$left")"
+    fi
+  fi
+  node_log "smoke test took $((SECONDS - t0))s"
+  echo "node-smoke: $PASSED passed, $FAILED failed"
+  ((FAILED == 0))
+}
+
+main
