@@ -1,0 +1,545 @@
+//! Placement: members + previous assignment → new assignment, with bounded loads,
+//! zone spreading and minimal movement.
+//!
+//! Algorithm (docs/ring.md explains the why):
+//! 1. Keep: every (partition, node) pair of `previous` whose node is still a member is
+//!    kept, as long as the node stays within the ε cap and the partition within its
+//!    replica count. Pairs are considered primary first, then by their position in the
+//!    previous replica set, then by rendezvous score, so a node that must shed sheds the
+//!    pairs it is least attached to.
+//! 2. Fill: empty slots are filled in rounds (every partition gets its k-th replica
+//!    before any gets its k+1-th), each with the highest rendezvous score node that is
+//!    not yet a replica, preferring a new zone, then nodes below the floor share
+//!    `floor(slots/N)`, then below the balanced share `ceil(slots/N)`; only when no
+//!    node within the balanced share fits, a node below the cap. Zone spreading never
+//!    pushes a node past the balanced share: that would leave another node below the
+//!    floor, and pulling it back up would cost extra moves.
+//! 3. Repair: a slot no node can take directly is filled by an augmenting path (shift
+//!    one replica along a chain of partitions to a node with room); a feasible
+//!    placement always exists under the cap, so this always succeeds.
+//! 4. Pull: a node still below the floor share (typically a new node) takes replicas
+//!    from the most loaded nodes until it reaches it, so a scale-up actually moves load.
+//!    Every result has each node's load in [floor share, cap], and any assignment in
+//!    that band is kept unchanged by `place` with the same members (idempotent).
+//! 5. Primaries: the previous primary stays primary if it is still a replica and under
+//!    the primary cap; other partitions take their least-loaded replica as primary;
+//!    augmenting paths resolve the rest (Hall's condition holds, see docs/ring.md).
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::assignment::{load_cap, Assignment, Member, NodeId};
+use crate::hash::{rendezvous_score, xxh64, NODE_SEED};
+
+/// Why a placement could not be computed. Every variant is an input error except
+/// `Unplaceable`, which would be a bug in this module.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlacementError {
+    #[error("no members to place partitions on")]
+    NoMembers,
+    #[error("partition count must be at least 1")]
+    ZeroPartitions,
+    #[error("replication factor must be at least 1")]
+    ZeroReplicationFactor,
+    #[error("epsilon must be a finite number >= 0, got {0}")]
+    InvalidEpsilon(f64),
+    #[error("member id must not be empty")]
+    EmptyMemberId,
+    #[error("member {0:?} is listed more than once")]
+    DuplicateMember(NodeId),
+    #[error("previous assignment has {previous} partitions, requested {requested}; the partition count is immutable")]
+    PartitionCountChanged { previous: u32, requested: u32 },
+    #[error("no placement found for partition {0} (internal error)")]
+    Unplaceable(u32),
+}
+
+impl PlacementError {
+    /// Stable short label for metrics and events.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PlacementError::NoMembers => "no_members",
+            PlacementError::ZeroPartitions => "zero_partitions",
+            PlacementError::ZeroReplicationFactor => "zero_replication_factor",
+            PlacementError::InvalidEpsilon(_) => "invalid_epsilon",
+            PlacementError::EmptyMemberId => "empty_member_id",
+            PlacementError::DuplicateMember(_) => "duplicate_member",
+            PlacementError::PartitionCountChanged { .. } => "partition_count_changed",
+            PlacementError::Unplaceable(_) => "unplaceable",
+        }
+    }
+}
+
+/// The limits a placement honours, derived from the inputs. Exposed so callers and
+/// tests check exactly what `place` enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Replicas per partition: `min(replication_factor, members)`.
+    pub replicas: u32,
+    /// Floor share of replica slots, `floor(partitions·replicas / members)`: every
+    /// node ends with at least this many.
+    pub floor_share: u64,
+    /// Balanced share of replica slots, `ceil(partitions·replicas / members)`.
+    pub balanced_share: u64,
+    /// Hard bound on replica slots per node, `ceil((1+ε)·mean)`.
+    pub replica_cap: u64,
+    /// Hard bound on primaries per node, `ceil((1+ε)·partitions/members)`.
+    pub primary_cap: u64,
+}
+
+impl Limits {
+    pub fn new(members: u32, partitions: u32, replication_factor: u32, epsilon: f64) -> Self {
+        let replicas = replication_factor.min(members);
+        let slots = u64::from(partitions) * u64::from(replicas);
+        Limits {
+            replicas,
+            floor_share: slots / u64::from(members.max(1)),
+            balanced_share: slots.div_ceil(u64::from(members.max(1))),
+            replica_cap: load_cap(slots, members, epsilon),
+            primary_cap: load_cap(u64::from(partitions), members, epsilon),
+        }
+    }
+}
+
+/// Place `partitions` partitions with `replication_factor` replicas each on `members`.
+///
+/// Every partition gets `min(replication_factor, members)` distinct nodes: a replication
+/// factor above the member count is not an error but a degraded placement (the operator
+/// compares and reports it), so a cluster can still be placed while it is scaling up or
+/// has lost nodes. No node gets more than [`Limits::replica_cap`] slots or
+/// [`Limits::primary_cap`] primaries. The result depends on the set of members, not their
+/// order.
+pub fn place(
+    previous: Option<&Assignment>,
+    members: &[Member],
+    partitions: u32,
+    replication_factor: u32,
+    epsilon: f64,
+) -> Result<Assignment, PlacementError> {
+    validate(previous, members, partitions, replication_factor, epsilon)?;
+    let nodes = Nodes::new(members)?;
+    let n = u32::try_from(nodes.ids.len()).map_err(|_| PlacementError::Unplaceable(0))?;
+    let limits = Limits::new(n, partitions, replication_factor, epsilon);
+    let mut state = State::new(&nodes, partitions, limits);
+    if let Some(prev) = previous {
+        state.keep(prev);
+    }
+    state.fill();
+    state.repair()?;
+    state.pull_to_floor();
+    let primaries = state.choose_primaries(previous)?;
+    Ok(state.into_assignment(&primaries))
+}
+
+fn validate(
+    previous: Option<&Assignment>,
+    members: &[Member],
+    partitions: u32,
+    replication_factor: u32,
+    epsilon: f64,
+) -> Result<(), PlacementError> {
+    if members.is_empty() {
+        return Err(PlacementError::NoMembers);
+    }
+    if partitions == 0 {
+        return Err(PlacementError::ZeroPartitions);
+    }
+    if replication_factor == 0 {
+        return Err(PlacementError::ZeroReplicationFactor);
+    }
+    if !epsilon.is_finite() || epsilon < 0.0 {
+        return Err(PlacementError::InvalidEpsilon(epsilon));
+    }
+    if let Some(prev) = previous {
+        if prev.partitions.len() != partitions as usize {
+            return Err(PlacementError::PartitionCountChanged {
+                previous: prev.partition_count(),
+                requested: partitions,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Members sorted by id (the canonical order every decision is made in), with their id
+/// hashes and interned zones.
+struct Nodes {
+    ids: Vec<NodeId>,
+    hashes: Vec<u64>,
+    /// Zone index per node; a node without a zone gets a zone of its own.
+    zones: Vec<usize>,
+    index: HashMap<NodeId, usize>,
+}
+
+impl Nodes {
+    fn new(members: &[Member]) -> Result<Self, PlacementError> {
+        let mut sorted: Vec<&Member> = members.iter().collect();
+        sorted.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut ids = Vec::with_capacity(sorted.len());
+        let mut zones = Vec::with_capacity(sorted.len());
+        let mut zone_index: HashMap<&str, usize> = HashMap::new();
+        // Unzoned nodes get indices past any real zone's, so they never collide.
+        let unzoned_base = members.len();
+        for (i, m) in sorted.iter().enumerate() {
+            if m.id.is_empty() {
+                return Err(PlacementError::EmptyMemberId);
+            }
+            if ids.last() == Some(&m.id) {
+                return Err(PlacementError::DuplicateMember(m.id.clone()));
+            }
+            ids.push(m.id.clone());
+            zones.push(match &m.zone {
+                Some(z) => {
+                    let next = zone_index.len();
+                    *zone_index.entry(z.as_str()).or_insert(next)
+                }
+                None => unzoned_base + i,
+            });
+        }
+        let hashes = ids
+            .iter()
+            .map(|id| xxh64(id.as_bytes(), NODE_SEED))
+            .collect();
+        let index = ids
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, id)| (id, i))
+            .collect();
+        Ok(Nodes {
+            ids,
+            hashes,
+            zones,
+            index,
+        })
+    }
+}
+
+/// How much a pull prefers a (partition, donor): keeps zones spread, donor load, restores
+/// a previous pair, leaves the previous primary alone, rendezvous score.
+type PullPreference = (bool, u64, bool, bool, u64);
+
+/// Working state: replica sets as node indices, and per-node loads.
+struct State<'a> {
+    nodes: &'a Nodes,
+    limits: Limits,
+    sets: Vec<Vec<usize>>,
+    load: Vec<u64>,
+    /// The previous replica sets restricted to current members, in previous order.
+    previous: Vec<Vec<usize>>,
+}
+
+impl<'a> State<'a> {
+    fn new(nodes: &'a Nodes, partitions: u32, limits: Limits) -> Self {
+        State {
+            nodes,
+            limits,
+            sets: vec![Vec::with_capacity(limits.replicas as usize); partitions as usize],
+            load: vec![0; nodes.ids.len()],
+            previous: vec![Vec::new(); partitions as usize],
+        }
+    }
+
+    fn score(&self, partition: usize, node: usize) -> u64 {
+        rendezvous_score(self.nodes.hashes[node], partition as u32)
+    }
+
+    fn keep(&mut self, previous: &Assignment) {
+        // (position in previous set, partition, node); primary is position 0.
+        let mut pairs: Vec<(usize, usize, usize)> = Vec::new();
+        for (p, set) in previous.partitions.iter().enumerate() {
+            let mut seen: Vec<usize> = Vec::with_capacity(set.len());
+            for id in set {
+                if let Some(&node) = self.nodes.index.get(id) {
+                    if !seen.contains(&node) {
+                        pairs.push((seen.len(), p, node));
+                        seen.push(node);
+                    }
+                }
+            }
+            self.previous[p] = seen;
+        }
+        pairs.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| self.score(b.1, b.2).cmp(&self.score(a.1, a.2)))
+                .then_with(|| a.1.cmp(&b.1))
+        });
+        for (_, p, node) in pairs {
+            if self.sets[p].len() < self.limits.replicas as usize
+                && self.load[node] < self.limits.replica_cap
+            {
+                self.sets[p].push(node);
+                self.load[node] += 1;
+            }
+        }
+    }
+
+    fn fill(&mut self) {
+        let l = self.limits;
+        let tiers = [
+            (true, l.floor_share),
+            (true, l.balanced_share),
+            (false, l.floor_share),
+            (false, l.balanced_share),
+            (false, l.replica_cap),
+        ];
+        let replicas = self.limits.replicas as usize;
+        for (new_zone_only, limit) in tiers {
+            for round in 0..replicas {
+                for p in 0..self.sets.len() {
+                    if self.sets[p].len() == round {
+                        if let Some(node) = self.best_candidate(p, new_zone_only, limit) {
+                            self.sets[p].push(node);
+                            self.load[node] += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn best_candidate(&self, p: usize, new_zone_only: bool, limit: u64) -> Option<usize> {
+        let set = &self.sets[p];
+        (0..self.nodes.ids.len())
+            .filter(|&node| self.load[node] < limit && !set.contains(&node))
+            .filter(|&node| {
+                !new_zone_only
+                    || set
+                        .iter()
+                        .all(|&other| self.nodes.zones[other] != self.nodes.zones[node])
+            })
+            .max_by_key(|&node| (self.score(p, node), std::cmp::Reverse(node)))
+    }
+
+    fn repair(&mut self) -> Result<(), PlacementError> {
+        let replicas = self.limits.replicas as usize;
+        for p in 0..self.sets.len() {
+            while self.sets[p].len() < replicas {
+                if !self.augment_replica(p) {
+                    return Err(PlacementError::Unplaceable(p as u32));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Give partition `p` one more replica by a shortest chain of shifts: a node X0 not
+    /// in `p` joins `p` and hands one of its partitions q0 to X1, which hands q1 to X2,
+    /// ..., ending at a node with room under the cap. Every node's load is unchanged
+    /// except the last, which gains one, and every replica set stays distinct.
+    fn augment_replica(&mut self, p: usize) -> bool {
+        let n = self.nodes.ids.len();
+        let cap = self.limits.replica_cap;
+        let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
+        let starts: Vec<usize> = (0..n).filter(|x| !self.sets[p].contains(x)).collect();
+        if let Some(&x) = starts.iter().find(|&&x| self.load[x] < cap) {
+            self.sets[p].push(x);
+            self.load[x] += 1;
+            return true;
+        }
+        let mut visited = vec![false; n];
+        for &x in &starts {
+            visited[x] = true;
+        }
+        let mut queue: VecDeque<usize> = starts.into();
+        while let Some(x) = queue.pop_front() {
+            for q in 0..self.sets.len() {
+                if q == p || !self.sets[q].contains(&x) {
+                    continue;
+                }
+                for y in 0..n {
+                    if visited[y] || self.sets[q].contains(&y) {
+                        continue;
+                    }
+                    visited[y] = true;
+                    parent[y] = Some((x, q));
+                    if self.load[y] < cap {
+                        self.shift_along(p, y, &parent);
+                        return true;
+                    }
+                    queue.push_back(y);
+                }
+            }
+        }
+        false
+    }
+
+    fn shift_along(&mut self, p: usize, end: usize, parent: &[Option<(usize, usize)>]) {
+        self.load[end] += 1;
+        let mut node = end;
+        while let Some((from, q)) = parent[node] {
+            if let Some(slot) = self.sets[q].iter_mut().find(|s| **s == from) {
+                *slot = node;
+            }
+            node = from;
+        }
+        self.sets[p].push(node);
+    }
+
+    /// Raise every node below the floor share to it by replacing, in some partition, a
+    /// replica on a node above the floor. Such a partition always exists: the donor holds
+    /// more partitions than the receiver. Each step lowers the total deficit by one.
+    fn pull_to_floor(&mut self) {
+        let floor = self.limits.floor_share;
+        let n = self.nodes.ids.len();
+        loop {
+            let receiver = (0..n)
+                .filter(|&u| self.load[u] < floor)
+                .min_by_key(|&u| (self.load[u], u));
+            let Some(u) = receiver else { return };
+            let mut best: Option<(PullPreference, usize, usize)> = None;
+            for q in 0..self.sets.len() {
+                if self.sets[q].contains(&u) {
+                    continue;
+                }
+                for &v in &self.sets[q] {
+                    if self.load[v] <= floor {
+                        continue;
+                    }
+                    let zone_ok = self.sets[q]
+                        .iter()
+                        .all(|&o| o == v || self.nodes.zones[o] != self.nodes.zones[u]);
+                    let restores = self.previous[q].contains(&u);
+                    let keeps_primary = self.previous[q].first() != Some(&v);
+                    let key = (
+                        zone_ok,
+                        self.load[v],
+                        restores,
+                        keeps_primary,
+                        self.score(q, u),
+                    );
+                    if best.as_ref().is_none_or(|(k, _, _)| key > *k) {
+                        best = Some((key, q, v));
+                    }
+                }
+            }
+            let Some((_, q, v)) = best else { return };
+            if let Some(slot) = self.sets[q].iter_mut().find(|s| **s == v) {
+                *slot = u;
+            }
+            self.load[v] -= 1;
+            self.load[u] += 1;
+        }
+    }
+
+    fn choose_primaries(
+        &self,
+        previous: Option<&Assignment>,
+    ) -> Result<Vec<usize>, PlacementError> {
+        let partitions = self.sets.len();
+        let cap = self.limits.primary_cap;
+        let mut primary: Vec<Option<usize>> = vec![None; partitions];
+        let mut pload = vec![0u64; self.nodes.ids.len()];
+
+        if let Some(prev) = previous {
+            let mut kept: Vec<(usize, usize)> = Vec::new();
+            for (p, set) in prev.partitions.iter().enumerate() {
+                let old = set.first().and_then(|id| self.nodes.index.get(id));
+                if let Some(&node) = old {
+                    if self.sets[p].contains(&node) {
+                        kept.push((p, node));
+                    }
+                }
+            }
+            // Over the cap, a node keeps the primaries it scores highest on.
+            kept.sort_by(|a, b| {
+                self.score(b.0, b.1)
+                    .cmp(&self.score(a.0, a.1))
+                    .then_with(|| a.0.cmp(&b.0))
+            });
+            for (p, node) in kept {
+                if pload[node] < cap {
+                    primary[p] = Some(node);
+                    pload[node] += 1;
+                }
+            }
+        }
+
+        for p in 0..partitions {
+            if primary[p].is_some() {
+                continue;
+            }
+            // The first minimum in replica-set order: kept replicas come first, so ties
+            // favour a node that already has the data.
+            let least = self.sets[p]
+                .iter()
+                .copied()
+                .filter(|&node| pload[node] < cap)
+                .min_by_key(|&node| pload[node]);
+            match least {
+                Some(node) => {
+                    primary[p] = Some(node);
+                    pload[node] += 1;
+                }
+                None => {
+                    if !self.augment_primary(p, &mut primary, &mut pload) {
+                        return Err(PlacementError::Unplaceable(p as u32));
+                    }
+                }
+            }
+        }
+        primary
+            .into_iter()
+            .enumerate()
+            .map(|(p, node)| node.ok_or(PlacementError::Unplaceable(p as u32)))
+            .collect()
+    }
+
+    /// Make some replica of `p` its primary by moving primaries along a chain: X0 (a
+    /// replica of `p`) becomes primary of `p` and hands its primary role in q0 to X1, a
+    /// replica of q0, and so on to a node under the primary cap.
+    fn augment_primary(&self, p: usize, primary: &mut [Option<usize>], pload: &mut [u64]) -> bool {
+        let n = self.nodes.ids.len();
+        let cap = self.limits.primary_cap;
+        let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
+        let mut visited = vec![false; n];
+        let mut queue = VecDeque::new();
+        for &x in &self.sets[p] {
+            visited[x] = true;
+            queue.push_back(x);
+        }
+        while let Some(x) = queue.pop_front() {
+            for q in 0..primary.len() {
+                if primary[q] != Some(x) {
+                    continue;
+                }
+                for &y in &self.sets[q] {
+                    if visited[y] {
+                        continue;
+                    }
+                    visited[y] = true;
+                    parent[y] = Some((x, q));
+                    if pload[y] < cap {
+                        pload[y] += 1;
+                        let mut node = y;
+                        while let Some((from, q)) = parent[node] {
+                            primary[q] = Some(node);
+                            node = from;
+                        }
+                        primary[p] = Some(node);
+                        return true;
+                    }
+                    queue.push_back(y);
+                }
+            }
+        }
+        false
+    }
+
+    fn into_assignment(self, primaries: &[usize]) -> Assignment {
+        let partitions = self
+            .sets
+            .iter()
+            .zip(primaries)
+            .map(|(set, &primary)| {
+                let mut ids = Vec::with_capacity(set.len());
+                ids.push(self.nodes.ids[primary].clone());
+                ids.extend(
+                    set.iter()
+                        .filter(|&&node| node != primary)
+                        .map(|&node| self.nodes.ids[node].clone()),
+                );
+                ids
+            })
+            .collect();
+        Assignment { partitions }
+    }
+}
