@@ -1,6 +1,7 @@
 //! The SessionCluster API and the controller that reconciles it.
 
 pub mod api;
+pub mod validate;
 
 /// Command-line arguments of `sessionplane operator`.
 #[derive(Debug, Clone, clap::Args)]

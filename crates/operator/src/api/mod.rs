@@ -7,7 +7,7 @@
 //! in Rust so a resource admitted under an older schema still gets a clear error.
 
 mod frontend;
-mod patterns;
+pub(crate) mod patterns;
 mod routing;
 mod status;
 mod store;
@@ -74,6 +74,7 @@ pub const MAX_NAME_LEN: usize = 40;
     validation = Rule::new("!has(self.sticky) || self.strategy == 'Sticky'").message("spec.sticky is only allowed when spec.strategy is Sticky"),
     validation = Rule::new("self.strategy != 'Sticky' || self.routing.affinity.mode != 'None'").message("spec.routing.affinity.mode must be ClientIP, Cookie or Hash when spec.strategy is Sticky: sticky sessions need affinity routing"),
     validation = Rule::new("self.strategy != 'Client' || !has(self.sessions.maxSessionBytes) || self.sessions.maxSessionBytes <= 4096").message("spec.sessions.maxSessionBytes must be at most 4096 when spec.strategy is Client: browsers cap a cookie at about 4 KiB"),
+    validation = Rule::new("self.strategy != 'Client' || (has(self.client) ? self.client.rotationIntervalSeconds * (self.client.retainedKeys - 1) : 172800) >= self.sessions.defaultTTLSeconds").message("spec.client.rotationIntervalSeconds × (spec.client.retainedKeys - 1) must be at least spec.sessions.defaultTTLSeconds (defaults 86400 and 3): otherwise a key rotation logs out sessions that are still valid"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SessionClusterSpec {

@@ -12,9 +12,12 @@ use std::collections::BTreeMap;
     validation = Rule::new("self.provider.type != 'Service' || self.affinity.mode == 'None' || self.affinity.mode == 'ClientIP'").message("spec.routing.affinity.mode Cookie and Hash cannot be expressed by provider Service: a Service supports only None and ClientIP"),
     validation = Rule::new("!has(self.affinity.clientIPTimeoutSeconds) || self.provider.type == 'Service'").message("spec.routing.affinity.clientIPTimeoutSeconds is only supported by provider Service: hash-based ClientIP affinity has no timeout"),
     validation = Rule::new("!has(self.host) || self.provider.type != 'Service'").message("spec.routing.host needs provider Ingress or GatewayAPI: a Service does not route by host"),
+    validation = Rule::new("!has(self.tlsSecretName) || has(self.host)").message("spec.routing.tlsSecretName requires spec.routing.host: the certificate is served for that host"),
     validation = Rule::new("!has(self.tlsSecretName) || self.provider.type == 'Ingress'").message("spec.routing.tlsSecretName is only supported by provider Ingress: with GatewayAPI, TLS is set on the Gateway's listener, and a Service does not terminate TLS"),
     validation = Rule::new("self.provider.type != 'Ingress' || !has(self.provider.ingress) || self.provider.ingress.dialect != 'Traefik' || self.affinity.mode == 'None' || self.affinity.mode == 'Cookie'").message("spec.routing.affinity.mode ClientIP and Hash cannot be expressed by spec.routing.provider.ingress.dialect Traefik: Traefik Ingress annotations support only cookie stickiness"),
     validation = Rule::new("self.provider.type != 'Ingress' || !has(self.provider.ingress) || self.provider.ingress.dialect != 'HAProxy' || !has(self.affinity.hash) || self.affinity.hash.source != 'Cookie'").message("spec.routing.affinity.hash.source Cookie cannot be expressed by spec.routing.provider.ingress.dialect HAProxy: use mode Cookie, or hash on a Header or Query key"),
+    validation = Rule::new("self.provider.type != 'Ingress' || !has(self.provider.ingress) || self.provider.ingress.dialect != 'HAProxy' || !has(self.affinity.cookie) || !has(self.affinity.cookie.path) || self.affinity.cookie.path == '/'").message("spec.routing.affinity.cookie.path other than / cannot be expressed by spec.routing.provider.ingress.dialect HAProxy: HAProxy sets the affinity cookie on /"),
+    validation = Rule::new("self.provider.type != 'Ingress' || (has(self.provider.ingress) && self.provider.ingress.dialect != 'Nginx') || !has(self.affinity.hash) || (self.affinity.hash.source == 'Header' ? self.affinity.hash.name.matches('^[A-Za-z0-9-]+$') : self.affinity.hash.name.matches('^[A-Za-z0-9_]+$'))").message("spec.routing.affinity.hash.name cannot be expressed by spec.routing.provider.ingress.dialect Nginx: nginx variables allow only letters, digits and '-' in a header name ($http_...), and only letters, digits and '_' in a cookie or query name ($cookie_..., $arg_...)"),
     validation = Rule::new("self.provider.type != 'GatewayAPI' || !has(self.affinity.cookie) || (!has(self.affinity.cookie.path) && !has(self.affinity.cookie.sameSite) && !has(self.affinity.cookie.secure))").message("spec.routing.affinity.cookie.path, sameSite and secure cannot be expressed by provider GatewayAPI: HTTPRoute sessionPersistence sets only the cookie name and lifetime"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -124,7 +127,8 @@ pub struct CookieSpec {
     pub secure: Option<bool>,
 }
 
-/// The SameSite attribute of a cookie.
+/// Cookie SameSite attribute: Lax (sent on top-level navigations from other
+/// sites), Strict (never on cross-site requests) or None (always; requires secure).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum SameSite {
     /// Sent on top-level navigations from other sites.

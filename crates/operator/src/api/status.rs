@@ -121,7 +121,8 @@ pub struct RingStatus {
     pub members: Vec<String>,
 }
 
-/// Short summary of a SessionCluster.
+/// Short summary of the state: Pending, Progressing, Ready, Degraded,
+/// Migrating or Invalid (the spec is invalid; see the Degraded condition).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum Phase {
     /// Accepted, nothing created yet.
