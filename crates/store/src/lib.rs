@@ -1,6 +1,7 @@
 //! The session store: one node of a sharded, replicated store speaking the Redis protocol.
 
 pub mod backend;
+pub mod server;
 pub mod command;
 pub mod reply;
 pub mod resp;

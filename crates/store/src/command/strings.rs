@@ -244,7 +244,7 @@ pub(crate) fn mget(t: &mut Txn, args: &Args) -> Reply {
 }
 
 pub(crate) fn mset(t: &mut Txn, args: &Args) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return wrong_arity("mset");
     }
     for pair in args[1..].chunks(2) {
