@@ -25,7 +25,7 @@ pids_in_pod_cgroups() {
 our_shims() { # pid id, for every shim serving our containerd
   local d cmd
   for d in /proc/[0-9]*; do
-    cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
     [[ $cmd == *containerd-shim-runc-v2*"-address $CONTAINERD_SOCK"* ]] || continue
     printf '%s %s\n' "${d#/proc/}" "$(sed -n 's/.*-id \([^ ]*\).*/\1/p' <<<"$cmd")"
   done
@@ -41,7 +41,7 @@ our_daemons() { # pids of node binaries still running from this cache or state d
       */kubelet | */kube-proxy | */kube-scheduler)
         if [[ $exe == "$CACHE"/* ]]; then echo "${d#/proc/}"; fi ;;
       */socat)
-        cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
         if [[ $cmd == *"bind=$NODE_IP"* ]]; then echo "${d#/proc/}"; fi ;;
     esac
   done

@@ -281,7 +281,7 @@ iptables:
 EOF
 }
 
-proxy_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz" >/dev/null; }
+proxy_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/livez" >/dev/null; }
 
 start_proxy() {
   write_proxy_config
@@ -465,10 +465,11 @@ cmd_up() {
   import_images
   start_apiserver_forward || node_die "the API server forwarder did not start"
   start_kubelet || node_die "kubelet not healthy (log: $NODE_LOGS/kubelet.log)"
-  start_scheduler || node_die "kube-scheduler not healthy (log: $NODE_LOGS/kube-scheduler.log)"
-  start_proxy || node_die "kube-proxy not healthy (log: $NODE_LOGS/kube-proxy.log)"
+  # kube-proxy waits for its Node object at startup; start it once the node has registered.
   node_wait "node $NODE_NAME Ready" "$READY_TIMEOUT" node_ready ||
     { tail -30 "$NODE_LOGS/kubelet.log" >&2; node_die "node $NODE_NAME never became Ready"; }
+  start_scheduler || node_die "kube-scheduler not healthy (log: $NODE_LOGS/kube-scheduler.log)"
+  start_proxy || node_die "kube-proxy not healthy (log: $NODE_LOGS/kube-proxy.log)"
   apply_cluster_objects
   node_wait "CoreDNS ready" "$READY_TIMEOUT" dns_ready || {
     "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" -n kube-system get pods -o wide >&2 || true
@@ -491,6 +492,8 @@ cmd_status() {
   return $rc
 }
 
+# Sourcing the script (for debugging one step) defines the functions without running anything.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 case ${1:-up} in
   up) cmd_up ;;
   status) cmd_status ;;
