@@ -43,6 +43,7 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| handle(node.clone(), req));
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {

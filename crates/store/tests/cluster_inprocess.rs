@@ -1,0 +1,230 @@
+//! Cluster behaviour with several nodes in one process, driven through the `Backend`
+//! seam (no RESP): routing, forwarding, multi-key gathers, migration to a learner,
+//! draining, and epoch fencing of configurations and RPC traffic.
+
+mod support;
+
+use sessionplane_store::backend::Backend;
+use sessionplane_store::cluster::rpc::{Peers, Request, Response};
+use sessionplane_store::reply::Reply;
+use sessionplane_store::storage::FsyncPolicy;
+use sessionplane_store::{start_cluster, Cluster, StoreArgs};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use support::http;
+use support::master::{Addrs, Master};
+
+fn args(words: &[&str]) -> Vec<Vec<u8>> {
+    words.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+async fn start(
+    dir: &std::path::Path,
+    id: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Cluster {
+    let args = StoreArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        id: id.to_string(),
+        peer_listen: "127.0.0.1:0".parse().unwrap(),
+        admin: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join(id),
+        fsync: FsyncPolicy::Always,
+        server: Default::default(),
+    };
+    start_cluster(&args, stop).await.expect("node starts")
+}
+
+fn enroll(master: &mut Master, id: &str, c: &Cluster) {
+    master.members.insert(
+        id.to_string(),
+        Addrs {
+            peer: c.peer_addr.to_string(),
+            admin: c.admin_addr.to_string(),
+        },
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_gathers_migrates_and_fences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut master = Master::new(16, 2, 0.25);
+    let mut nodes = Vec::new();
+    for i in 0..4 {
+        let id = format!("n{i}");
+        let c = start(dir.path(), &id, stop.clone()).await;
+        nodes.push((id, c));
+    }
+    for (id, c) in &nodes[..3] {
+        enroll(&mut master, id, c);
+    }
+    let ids: Vec<String> = nodes[..3].iter().map(|(id, _)| id.clone()).collect();
+    master.bootstrap(&ids).await;
+    let n = |i: usize| nodes[i].1.node.clone();
+
+    // Any node answers for any key.
+    for i in 0..40 {
+        let key = format!("sess:{i}");
+        let value = format!("v{i}");
+        assert_eq!(
+            n(i % 3).call(args(&["SET", &key, &value])).await,
+            Reply::Simple("OK".into())
+        );
+    }
+    for i in 0..40 {
+        let key = format!("sess:{i}");
+        assert_eq!(
+            n((i + 1) % 3).call(args(&["GET", &key])).await,
+            Reply::Bulk(format!("v{i}").into_bytes())
+        );
+    }
+    // Multi-key commands split by partition and gather.
+    assert_eq!(
+        n(0).call(args(&["MSET", "a", "1", "b", "2", "c", "3"]))
+            .await,
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        n(1).call(args(&["MGET", "a", "nope", "c", "b"])).await,
+        Reply::Array(vec![
+            Reply::Bulk(b"1".to_vec()),
+            Reply::Nil,
+            Reply::Bulk(b"3".to_vec()),
+            Reply::Bulk(b"2".to_vec())
+        ])
+    );
+    assert_eq!(
+        n(2).call(args(&["EXISTS", "a", "b", "zz"])).await,
+        Reply::Integer(2)
+    );
+    assert_eq!(n(2).call(args(&["DBSIZE"])).await, Reply::Integer(43));
+    assert_eq!(
+        n(1).call(args(&["DEL", "a", "b", "c"])).await,
+        Reply::Integer(3)
+    );
+    assert_eq!(n(0).call(args(&["DBSIZE"])).await, Reply::Integer(40));
+
+    // SCAN with a small COUNT visits every key exactly once.
+    let mut cursor = "0".to_string();
+    let mut seen = BTreeSet::new();
+    for _ in 0..1000 {
+        let reply = n(1)
+            .call(args(&["SCAN", &cursor, "MATCH", "sess:*", "COUNT", "3"]))
+            .await;
+        let Reply::Array(parts) = reply else {
+            panic!("SCAN reply {reply:?}")
+        };
+        let Reply::Bulk(next) = &parts[0] else {
+            panic!("cursor {parts:?}")
+        };
+        let Reply::Array(keys) = &parts[1] else {
+            panic!("keys {parts:?}")
+        };
+        for k in keys {
+            let Reply::Bulk(k) = k else {
+                panic!("key {k:?}")
+            };
+            assert!(seen.insert(k.clone()), "SCAN returned a key twice");
+        }
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 40);
+
+    // A TTL set before a migration holds after it.
+    assert_eq!(
+        n(0).call(args(&["SET", "ttl-key", "x", "PX", "600000"]))
+            .await,
+        Reply::Simple("OK".into())
+    );
+
+    // Scale 3 -> 4: learners get snapshot + tail, then the flip.
+    let (id3, c3) = &nodes[3];
+    enroll(&mut master, id3, c3);
+    let all: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+    let moved = master.migrate_to(&all, &[]).await;
+    assert!(moved.replicas_moved > 0, "a new node takes some replicas");
+    let status = master.status("n3").await.expect("status of n3");
+    assert!(
+        status["roles"]["primary"].as_u64().unwrap() + status["roles"]["replica"].as_u64().unwrap()
+            > 0
+    );
+    for i in 0..40 {
+        let key = format!("sess:{i}");
+        assert_eq!(
+            n(3).call(args(&["GET", &key])).await,
+            Reply::Bulk(format!("v{i}").into_bytes())
+        );
+    }
+    let Reply::Integer(pttl) = n(3).call(args(&["PTTL", "ttl-key"])).await else {
+        panic!("PTTL")
+    };
+    assert!(
+        pttl > 500_000 && pttl <= 600_000,
+        "TTL survives migration: {pttl}"
+    );
+
+    // Scale 4 -> 3 without n0: n0 drains, then owns nothing.
+    let rest: Vec<String> = all[1..].to_vec();
+    master.migrate_to(&rest, &[]).await;
+    assert!(
+        master.drained("n0").await,
+        "n0 holds nothing after the flip"
+    );
+    assert_eq!(n(1).call(args(&["DBSIZE"])).await, Reply::Integer(41));
+    for i in 0..40 {
+        let key = format!("sess:{i}");
+        assert_eq!(
+            n(1 + i % 3).call(args(&["GET", &key])).await,
+            Reply::Bulk(format!("v{i}").into_bytes())
+        );
+    }
+
+    // Fencing: an older configuration is refused ...
+    let admin = nodes[1].1.admin_addr.to_string();
+    let old = serde_json::json!({
+        "epoch": 1, "partitions": 16,
+        "members": [{"id": "n1", "addr": "127.0.0.1:1"}],
+        "replicas": vec![vec!["n1"]; 16],
+    });
+    let (code, body) = http(&admin, "POST", "/v1/ring", Some(&old.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(code, 409, "stale config refused: {body}");
+    assert!(body.contains("stale"), "{body}");
+    // ... and so is RPC traffic tagged with an older epoch.
+    let peers = Peers::default();
+    let resp = peers
+        .call(
+            &nodes[1].1.peer_addr.to_string(),
+            &Request::Forward {
+                epoch: 1,
+                partition: 0,
+                args: args(&["GET", "sess:1"]),
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(resp, Response::StaleEpoch { current } if current == master.epoch),
+        "{resp:?}"
+    );
+    let resp = peers
+        .call(
+            &nodes[1].1.peer_addr.to_string(),
+            &Request::Replicate {
+                epoch: 2,
+                from: "n0".into(),
+                partition: 0,
+                mutations: vec![],
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(resp, Response::StaleEpoch { .. }), "{resp:?}");
+}

@@ -1,0 +1,98 @@
+//! Store nodes as child processes of the test.
+
+use super::{eventually, free_port, http};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct NodeProc {
+    pub id: String,
+    pub resp: String,
+    pub peer: String,
+    pub admin: String,
+    pub data: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    /// Allocates ports and a data directory under `root`; does not start the node.
+    pub fn new(root: &Path, id: &str) -> NodeProc {
+        NodeProc {
+            id: id.to_string(),
+            resp: format!("127.0.0.1:{}", free_port()),
+            peer: format!("127.0.0.1:{}", free_port()),
+            admin: format!("127.0.0.1:{}", free_port()),
+            data: root.join(id),
+            log: root.join(format!("{id}.log")),
+            child: None,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open node log");
+        let err = log.try_clone().expect("clone log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_store-node"))
+            .args([
+                "--id",
+                &self.id,
+                "--listen",
+                &self.resp,
+                "--peer-listen",
+                &self.peer,
+                "--admin",
+                &self.admin,
+                "--fsync",
+                "always",
+            ])
+            .arg("--data-dir")
+            .arg(&self.data)
+            .env("RUST_LOG", "info,sessionplane_store=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn store-node");
+        self.child = Some(child);
+    }
+
+    /// Starts and waits for the admin API to answer.
+    pub async fn start_and_wait(&mut self) {
+        self.start();
+        let admin = self.admin.clone();
+        eventually(Duration::from_secs(20), "node admin API", || {
+            let admin = admin.clone();
+            async move { matches!(http(&admin, "GET", "/healthz", None).await, Ok((200, _))) }
+        })
+        .await;
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
