@@ -19,7 +19,7 @@ KCM_PORT=${SESSIONPLANE_KCM_PORT:-26257}
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_API_IP=10.96.0.1
 # The controllers the operator's objects depend on, plus the ones a namespace-per-test suite needs.
-KCM_CONTROLLERS=${SESSIONPLANE_KCM_CONTROLLERS:-garbage-collector-controller,deployment-controller,replicaset-controller,statefulset-controller,disruption-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,endpointslice-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller}
+KCM_CONTROLLERS=${SESSIONPLANE_KCM_CONTROLLERS:-garbage-collector-controller,clusterrole-aggregation-controller,deployment-controller,replicaset-controller,statefulset-controller,disruption-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,endpointslice-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller}
 READY_TIMEOUT=${SESSIONPLANE_READY_TIMEOUT:-120}
 COMPONENTS=(etcd kube-apiserver kube-controller-manager)
 
@@ -148,7 +148,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
 
 apiserver_ready() {
-  curl -fsS --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+  curl -fs --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "$APISERVER_URL/readyz" | grep -qx ok
 }
 
@@ -207,13 +207,19 @@ start_kcm() {
   wait_for kube-controller-manager 60 kcm_healthy || { tail -30 "$LOGS/kube-controller-manager.log" >&2; return 1; }
 }
 
-install_gateway_api() {
-  # The experimental channel is a superset of standard and carries HTTPRoute sessionPersistence.
+ROUTING_CRDS=(crd/httproutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io
+  crd/backendtrafficpolicies.gateway.envoyproxy.io)
+
+# The CRDs of the routing objects the operator writes, so the real schemas validate them:
+# Gateway API's experimental channel (a superset of standard, with HTTPRoute
+# sessionPersistence) and Envoy Gateway's BackendTrafficPolicy.
+install_routing_crds() {
   "$KUBECTL" --kubeconfig="$KUBECONFIG_PATH" apply --server-side --force-conflicts \
-    --field-manager=sessionplane-cluster -f "$GATEWAY_DIR/experimental/" >/dev/null
-  "$KUBECTL" --kubeconfig="$KUBECONFIG_PATH" wait --for=condition=Established --timeout=60s \
-    crd/httproutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io >/dev/null
+    --field-manager=sessionplane-cluster -f "$GATEWAY_DIR/experimental/" -f "$ENVOY_GATEWAY_DIR/crds/" >/dev/null
+  "$KUBECTL" --kubeconfig="$KUBECONFIG_PATH" wait --for=condition=Established --timeout=60s "${ROUTING_CRDS[@]}" >/dev/null
 }
+
+routing_crds_present() { "$KUBECTL" --kubeconfig="$KUBECONFIG_PATH" get "${ROUTING_CRDS[@]}" >/dev/null 2>&1; }
 
 # --- commands -----------------------------------------------------------------------------
 
@@ -223,6 +229,7 @@ cmd_up() {
   load_paths
   if healthy; then
     log "reusing the healthy control plane at $APISERVER_URL"
+    routing_crds_present || install_routing_crds || die "installing the routing CRDs failed"
     cmd_env
     return 0
   fi
@@ -239,7 +246,7 @@ cmd_up() {
   start_etcd || { cmd_down; die "etcd did not become healthy (log: $LOGS/etcd.log)"; }
   start_apiserver || { cmd_down; die "kube-apiserver not ready (log: $LOGS/kube-apiserver.log)"; }
   start_kcm || { cmd_down; die "kube-controller-manager not healthy (log: $LOGS/kube-controller-manager.log)"; }
-  install_gateway_api || { cmd_down; die "installing the Gateway API CRDs failed"; }
+  install_routing_crds || { cmd_down; die "installing the routing CRDs failed"; }
   log "control plane ready at $APISERVER_URL in $((SECONDS - t0))s"
   cmd_env
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes control-plane binaries, etcd, helm and the Gateway API CRDs
+# Builds the pinned Kubernetes binaries, etcd, helm, and fetches the Gateway API CRDs
+# and Envoy Gateway's BackendTrafficPolicy CRD,
 # from the Go module proxy into a version-keyed cache outside the repo. Anything already
 # present is skipped, so this is cheap to call before every `hack/cluster.sh up`.
 set -euo pipefail
@@ -9,6 +10,8 @@ K8S_STAGING_VERSION=v0.35.4
 ETCD_VERSION=v3.6.16
 HELM_VERSION=v3.21.4
 GATEWAY_API_VERSION=v1.6.3
+# Only its BackendTrafficPolicy CRD: the operator writes those for ClientIP and Hash affinity.
+ENVOY_GATEWAY_VERSION=v1.9.1
 K8S_COMMANDS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
 
 CACHE=${SESSIONPLANE_CACHE:-$HOME/.cache/sessionplane}
@@ -16,6 +19,7 @@ K8S_BIN=$CACHE/k8s-$K8S_VERSION/bin
 ETCD_BIN=$CACHE/etcd-$ETCD_VERSION/bin
 HELM_BIN=$CACHE/helm-$HELM_VERSION/bin
 GATEWAY_DIR=$CACHE/gateway-api-$GATEWAY_API_VERSION
+ENVOY_GATEWAY_DIR=$CACHE/envoy-gateway-$ENVOY_GATEWAY_VERSION
 SRC=$CACHE/src
 
 usage() {
@@ -121,6 +125,15 @@ fetch_gateway_api() {
   rm -rf "$GATEWAY_DIR" && mv "$tmp" "$GATEWAY_DIR"
 }
 
+fetch_envoy_gateway_crds() {
+  local tmp=$ENVOY_GATEWAY_DIR.tmp dir
+  dir=$(go_mod_field "github.com/envoyproxy/gateway@$ENVOY_GATEWAY_VERSION" Dir)
+  rm -rf "$tmp" && mkdir -p "$tmp/crds"
+  cp "$dir"/charts/gateway-helm/charts/crds/crds/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml "$tmp/crds/"
+  chmod -R u+w "$tmp"
+  rm -rf "$ENVOY_GATEWAY_DIR" && mv "$tmp" "$ENVOY_GATEWAY_DIR"
+}
+
 k8s_complete() {
   local cmd
   for cmd in "${K8S_COMMANDS[@]}"; do [[ -x $K8S_BIN/$cmd ]] || return 1; done
@@ -134,6 +147,7 @@ lock() {
 }
 
 ensure_gateway_api() { ls "$GATEWAY_DIR"/standard/*.yaml >/dev/null 2>&1 || timed "gateway-api-$GATEWAY_API_VERSION" fetch_gateway_api; }
+ensure_envoy_gateway() { ls "$ENVOY_GATEWAY_DIR"/crds/*.yaml >/dev/null 2>&1 || timed "envoy-gateway-crds-$ENVOY_GATEWAY_VERSION" fetch_envoy_gateway_crds; }
 ensure_helm() { [[ -x $HELM_BIN/helm ]] || timed "helm-$HELM_VERSION" build_helm; }
 ensure_etcd() { [[ -x $ETCD_BIN/etcd ]] || timed "etcd-$ETCD_VERSION" build_etcd; }
 ensure_k8s() { k8s_complete || timed "k8s-$K8S_VERSION" build_k8s; }
@@ -142,6 +156,7 @@ build_all() {
   local start
   start=$(date +%s)
   ensure_gateway_api
+  ensure_envoy_gateway
   ensure_helm
   ensure_etcd
   ensure_k8s
@@ -153,9 +168,10 @@ case ${1:-all} in
   helm) lock && ensure_helm ;;
   etcd) lock && ensure_etcd ;;
   k8s) lock && ensure_k8s ;;
-  gateway-api) lock && ensure_gateway_api ;;
+  gateway-api) lock && ensure_gateway_api && ensure_envoy_gateway ;;
   paths)
-    printf 'K8S_BIN=%q\nETCD_BIN=%q\nHELM_BIN=%q\nGATEWAY_DIR=%q\n' "$K8S_BIN" "$ETCD_BIN" "$HELM_BIN" "$GATEWAY_DIR"
+    printf 'K8S_BIN=%q\nETCD_BIN=%q\nHELM_BIN=%q\nGATEWAY_DIR=%q\nENVOY_GATEWAY_DIR=%q\n' \
+      "$K8S_BIN" "$ETCD_BIN" "$HELM_BIN" "$GATEWAY_DIR" "$ENVOY_GATEWAY_DIR"
     ;;
   -h | --help) usage ;;
   *) usage >&2; exit 2 ;;

@@ -238,6 +238,15 @@ node_ready() {
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 
+# The kubelet registers with the not-ready taint; the node-lifecycle controller, which would
+# lift it, is not among the harness's controllers. Lift it once the node is Ready.
+untaint_node() {
+  if "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" get node "$NODE_NAME" -o jsonpath='{.spec.taints[*].key}' |
+    grep -qw node.kubernetes.io/not-ready; then
+    "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" taint node "$NODE_NAME" node.kubernetes.io/not-ready:NoSchedule- >/dev/null
+  fi
+}
+
 start_kubelet() {
   write_kubelet_config
   node_start kubelet "$K8S_BIN/kubelet" \
@@ -468,6 +477,7 @@ cmd_up() {
   # kube-proxy waits for its Node object at startup; start it once the node has registered.
   node_wait "node $NODE_NAME Ready" "$READY_TIMEOUT" node_ready ||
     { tail -30 "$NODE_LOGS/kubelet.log" >&2; node_die "node $NODE_NAME never became Ready"; }
+  untaint_node
   start_scheduler || node_die "kube-scheduler not healthy (log: $NODE_LOGS/kube-scheduler.log)"
   start_proxy || node_die "kube-proxy not healthy (log: $NODE_LOGS/kube-proxy.log)"
   apply_cluster_objects
