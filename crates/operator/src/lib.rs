@@ -1,6 +1,7 @@
 //! The SessionCluster API and the controller that reconciles it.
 
 pub mod api;
+pub mod build;
 pub mod validate;
 
 /// Command-line arguments of `sessionplane operator`.
