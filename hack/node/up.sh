@@ -128,7 +128,15 @@ EOF
 
 # --- containerd ---------------------------------------------------------------------------------
 
+has_cap_sys_resource() { # bit 24 of the effective capability set
+  local eff
+  eff=$(awk '/^CapEff:/ {print $2}' /proc/self/status)
+  (((0x$eff >> 24) & 1))
+}
+
 write_containerd_config() {
+  local RESTRICT_OOM=false
+  has_cap_sys_resource || RESTRICT_OOM=true
   mkdir -p "$CONTAINERD_ROOT" "$CONTAINERD_STATE" "$NODE_STATE/containerd/tmp" "$NODE_STATE/runc"
   cat >"$NODE_STATE/containerd/config.toml" <<EOF
 version = 3
@@ -150,6 +158,9 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 
 [plugins.'io.containerd.cri.v1.runtime']
   enable_selinux = false
+  # Without CAP_SYS_RESOURCE (this sandbox drops it) runc cannot lower oom_score_adj to the
+  # kubelet's -998 for pause containers; clamp to containerd's own score instead.
+  restrict_oom_score_adj = $RESTRICT_OOM
   netns_mounts_under_state_dir = true
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
