@@ -14,7 +14,7 @@ use crate::reply::Reply;
 use client::RespClient;
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,6 +177,7 @@ impl Report {
 /// A running load.
 pub struct LoadGen {
     stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
     started: Instant,
     workers: Vec<tokio::task::JoinHandle<Report>>,
 }
@@ -184,19 +185,27 @@ pub struct LoadGen {
 impl LoadGen {
     pub fn start(cfg: LoadConfig, endpoints: Endpoints) -> LoadGen {
         let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(AtomicU64::new(0));
         let workers = (0..cfg.workers)
             .map(|w| {
                 let cfg = cfg.clone();
                 let endpoints = endpoints.clone();
                 let stop = stop.clone();
-                tokio::spawn(async move { worker(w, cfg, endpoints, stop).await })
+                let acked = acked.clone();
+                tokio::spawn(async move { worker(w, cfg, endpoints, stop, acked).await })
             })
             .collect();
         LoadGen {
             stop,
+            acked,
             started: Instant::now(),
             workers,
         }
+    }
+
+    /// Writes acknowledged so far (live, while the load runs).
+    pub fn acked_writes(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
     }
 
     /// Stops the workers and merges what they recorded.
@@ -246,7 +255,13 @@ fn fail(report: &mut Report, what: String) {
     }
 }
 
-async fn worker(w: usize, cfg: LoadConfig, endpoints: Endpoints, stop: Arc<AtomicBool>) -> Report {
+async fn worker(
+    w: usize,
+    cfg: LoadConfig,
+    endpoints: Endpoints,
+    stop: Arc<AtomicBool>,
+    acked: Arc<AtomicU64>,
+) -> Report {
     let mut report = Report::default();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let mut client: Option<RespClient> = None;
@@ -327,6 +342,7 @@ async fn worker(w: usize, cfg: LoadConfig, endpoints: Endpoints, stop: Arc<Atomi
                     expect.acked = Some(value);
                     expect.maybe.clear();
                     report.writes_acked += 1;
+                    acked.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(other) => {
                     expect.maybe.push(value);

@@ -96,3 +96,63 @@ impl Drop for NodeProc {
         self.kill9();
     }
 }
+
+/// A set of node processes sharing a temporary root, with the master that configures
+/// them.
+pub struct Fleet {
+    pub root: tempfile::TempDir,
+    pub nodes: std::collections::BTreeMap<String, NodeProc>,
+    pub master: super::master::Master,
+}
+
+impl Fleet {
+    pub fn new(partitions: u32, rf: u32, epsilon: f64) -> Fleet {
+        Fleet {
+            root: tempfile::tempdir().expect("temporary directory"),
+            nodes: Default::default(),
+            master: super::master::Master::new(partitions, rf, epsilon),
+        }
+    }
+
+    /// Starts nodes `ids` (new ones get ports and a data directory) and lists them as
+    /// members in the master's next configuration.
+    pub async fn start(&mut self, ids: &[&str]) {
+        for id in ids {
+            let root = self.root.path().to_path_buf();
+            let node = self
+                .nodes
+                .entry(id.to_string())
+                .or_insert_with(|| NodeProc::new(&root, id));
+            node.start_and_wait().await;
+            self.master.members.insert(
+                id.to_string(),
+                super::master::Addrs {
+                    peer: node.peer.clone(),
+                    admin: node.admin.clone(),
+                },
+            );
+        }
+    }
+
+    pub fn resp(&self, id: &str) -> String {
+        self.nodes[id].resp.clone()
+    }
+
+    pub fn resps(&self, ids: &[String]) -> Vec<String> {
+        ids.iter().map(|id| self.resp(id)).collect()
+    }
+
+    /// Logs of every node, for a failing test's message.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .values()
+            .map(|n| format!("--- {} ---\n{}", n.id, n.log_tail(30)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Whether a node's health endpoint answers.
+pub async fn alive(admin: &str) -> bool {
+    matches!(http(admin, "GET", "/healthz", None).await, Ok((200, _)))
+}
