@@ -48,7 +48,7 @@ pub const MAX_NAME_LEN: usize = 40;
     cel,
     status = "SessionClusterStatus",
     derive = "PartialEq",
-    shortname = "sc",
+    // Not "sc": that is StorageClass's short name, and kubectl would resolve it there.
     shortname = "scl",
     category = "sessionplane",
     category = "all",

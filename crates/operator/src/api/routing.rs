@@ -41,7 +41,8 @@ pub struct RoutingSpec {
     pub tls_secret_name: Option<String>,
 
     /// Extra annotations put on the routing object (HTTPRoute, Ingress, or the
-    /// frontend Service with provider Service). sessionplane's own annotations win on a clash.
+    /// frontend Service with provider Service). A key sessionplane sets itself
+    /// for the chosen affinity is refused rather than overwritten.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
