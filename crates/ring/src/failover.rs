@@ -1,5 +1,7 @@
 //! Failover: drop dead nodes from replica sets and promote only proven caught-up replicas.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::assignment::{Assignment, NodeId};
@@ -28,8 +30,8 @@ pub struct FailoverOutcome {
 }
 
 /// Remove `dead` nodes from every replica set. Where the primary is dead, promote the
-/// first surviving replica (in replica-set order) for which `caught_up(partition, node)`
-/// holds. Where none does, the partition is listed in `unavailable` and keeps its dead
+/// surviving replica for which `caught_up(partition, node)` holds that has the fewest
+/// primaries so far (ties: replica-set order). Where none does, the partition is listed in `unavailable` and keeps its dead
 /// primary at index 0 (so no node serves it: unavailable rather than wrong, and a restart
 /// of that node from its volume restores it); its dead secondaries are removed.
 ///
@@ -44,6 +46,14 @@ pub fn failover(
 ) -> FailoverOutcome {
     let is_dead = |node: &NodeId| dead.contains(node);
     let mut outcome = FailoverOutcome::default();
+    // Primaries per live node, kept current as promotions happen, so the orphaned
+    // primaries spread over the survivors instead of piling onto the first in line.
+    let mut primaries: HashMap<&str, u64> = HashMap::new();
+    for set in &assignment.partitions {
+        if let Some(primary) = set.first().filter(|n| !is_dead(n)) {
+            *primaries.entry(primary.as_str()).or_insert(0) += 1;
+        }
+    }
     for (p, set) in assignment.partitions.iter().enumerate() {
         let partition = u32::try_from(p).unwrap_or(u32::MAX);
         let survivors: Vec<NodeId> = set.iter().filter(|n| !is_dead(n)).cloned().collect();
@@ -59,11 +69,17 @@ pub fn failover(
         }
         let successor = survivors
             .iter()
-            .position(|node| caught_up(partition, node.as_str()));
+            .enumerate()
+            .filter(|(_, node)| caught_up(partition, node.as_str()))
+            .min_by_key(|(i, node)| (primaries.get(node.as_str()).copied().unwrap_or(0), *i))
+            .map(|(i, _)| i);
         match successor {
             Some(i) => {
                 let mut new_set = survivors;
                 let to = new_set.remove(i);
+                if let Some(name) = set.iter().find(|n| **n == to) {
+                    *primaries.entry(name.as_str()).or_insert(0) += 1;
+                }
                 outcome.promoted.push(Promotion {
                     partition,
                     from: primary.clone(),

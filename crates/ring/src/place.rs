@@ -15,8 +15,10 @@
 //!    pushes a node past the balanced share: that would leave another node below the
 //!    floor, and pulling it back up would cost extra moves.
 //! 3. Repair: a slot no node can take directly is filled by an augmenting path (shift
-//!    one replica along a chain of partitions to a node with room); a feasible
-//!    placement always exists under the cap, so this always succeeds.
+//!    one replica along a chain of partitions to a node with room): first shifting only
+//!    pairs added in step 2 and only to nodes within the balanced share (free: those
+//!    pairs are copies anyway), then any pair up to the cap. A feasible placement always
+//!    exists under the cap, so this always succeeds.
 //! 4. Pull: a node still below the floor share (typically a new node) takes replicas
 //!    from the most loaded nodes until it reaches it, so a scale-up actually moves load.
 //!    Every result has each node's load in [floor share, cap], and any assignment in
@@ -24,6 +26,8 @@
 //! 5. Primaries: the previous primary stays primary if it is still a replica and under
 //!    the primary cap; other partitions take their least-loaded replica as primary;
 //!    augmenting paths resolve the rest (Hall's condition holds, see docs/ring.md).
+//!    Then nodes below the primary floor `floor(partitions/N)` take over primary roles
+//!    of partitions they already hold (a hand-over, no copy), best effort.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -122,8 +126,22 @@ pub fn place(
     if let Some(prev) = previous {
         state.keep(prev);
     }
-    state.fill();
-    state.repair()?;
+    let (floor, share, cap) = (
+        limits.floor_share,
+        limits.balanced_share,
+        limits.replica_cap,
+    );
+    state.fill(&[(true, floor), (true, share), (false, floor), (false, share)]);
+    if !state.repair(share, true) {
+        state.fill(&[(false, cap)]);
+        if !state.repair(cap, false) {
+            let short = state
+                .sets
+                .iter()
+                .position(|s| s.len() < limits.replicas as usize);
+            return Err(PlacementError::Unplaceable(short.unwrap_or(0) as u32));
+        }
+    }
     state.pull_to_floor();
     let primaries = state.choose_primaries(previous)?;
     Ok(state.into_assignment(&primaries))
@@ -272,17 +290,9 @@ impl<'a> State<'a> {
         }
     }
 
-    fn fill(&mut self) {
-        let l = self.limits;
-        let tiers = [
-            (true, l.floor_share),
-            (true, l.balanced_share),
-            (false, l.floor_share),
-            (false, l.balanced_share),
-            (false, l.replica_cap),
-        ];
+    fn fill(&mut self, tiers: &[(bool, u64)]) {
         let replicas = self.limits.replicas as usize;
-        for (new_zone_only, limit) in tiers {
+        for &(new_zone_only, limit) in tiers {
             for round in 0..replicas {
                 for p in 0..self.sets.len() {
                     if self.sets[p].len() == round {
@@ -309,25 +319,30 @@ impl<'a> State<'a> {
             .max_by_key(|&node| (self.score(p, node), std::cmp::Reverse(node)))
     }
 
-    fn repair(&mut self) -> Result<(), PlacementError> {
+    /// Fill the slots greedy filling left empty with augmenting paths that reach a node
+    /// below `limit`; with `fresh_only`, a path only shifts pairs added by this placement
+    /// (not kept ones), so it costs no extra moves. Returns whether all slots are filled.
+    fn repair(&mut self, limit: u64, fresh_only: bool) -> bool {
         let replicas = self.limits.replicas as usize;
+        let mut complete = true;
         for p in 0..self.sets.len() {
             while self.sets[p].len() < replicas {
-                if !self.augment_replica(p) {
-                    return Err(PlacementError::Unplaceable(p as u32));
+                if !self.augment_replica(p, limit, fresh_only) {
+                    complete = false;
+                    break;
                 }
             }
         }
-        Ok(())
+        complete
     }
 
     /// Give partition `p` one more replica by a shortest chain of shifts: a node X0 not
     /// in `p` joins `p` and hands one of its partitions q0 to X1, which hands q1 to X2,
-    /// ..., ending at a node with room under the cap. Every node's load is unchanged
-    /// except the last, which gains one, and every replica set stays distinct.
-    fn augment_replica(&mut self, p: usize) -> bool {
+    /// ..., ending at a node below `limit`. Every node's load is unchanged except the
+    /// last, which gains one, and every replica set stays distinct.
+    fn augment_replica(&mut self, p: usize, limit: u64, fresh_only: bool) -> bool {
         let n = self.nodes.ids.len();
-        let cap = self.limits.replica_cap;
+        let cap = limit;
         let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
         let starts: Vec<usize> = (0..n).filter(|x| !self.sets[p].contains(x)).collect();
         if let Some(&x) = starts.iter().find(|&&x| self.load[x] < cap) {
@@ -342,7 +357,10 @@ impl<'a> State<'a> {
         let mut queue: VecDeque<usize> = starts.into();
         while let Some(x) = queue.pop_front() {
             for q in 0..self.sets.len() {
-                if q == p || !self.sets[q].contains(&x) {
+                if q == p
+                    || !self.sets[q].contains(&x)
+                    || (fresh_only && self.previous[q].contains(&x))
+                {
                     continue;
                 }
                 for y in 0..n {
@@ -476,11 +494,82 @@ impl<'a> State<'a> {
                 }
             }
         }
+        self.pull_primaries_to_floor(&mut primary, &mut pload);
         primary
             .into_iter()
             .enumerate()
             .map(|(p, node)| node.ok_or(PlacementError::Unplaceable(p as u32)))
             .collect()
+    }
+
+    /// Raise every node below the primary floor `floor(partitions/N)` (typically a new
+    /// node, which keeping primaries in place would leave with none) by taking over the
+    /// primary role of a partition it holds, from the most loaded primary possible, by a
+    /// chain when no direct donor is above the floor. Best effort: a node whose
+    /// partitions offer no such chain stays below (the cap is still honoured).
+    fn pull_primaries_to_floor(&self, primary: &mut [Option<usize>], pload: &mut [u64]) {
+        let n = self.nodes.ids.len();
+        let floor = primary.len() as u64 / n as u64;
+        let mut stuck = vec![false; n];
+        loop {
+            let receiver = (0..n)
+                .filter(|&u| pload[u] < floor && !stuck[u])
+                .min_by_key(|&u| (pload[u], u));
+            let Some(u) = receiver else { return };
+            if !self.pull_primary(u, floor, primary, pload) {
+                stuck[u] = true;
+            }
+        }
+    }
+
+    fn pull_primary(
+        &self,
+        u: usize,
+        floor: u64,
+        primary: &mut [Option<usize>],
+        pload: &mut [u64],
+    ) -> bool {
+        let n = self.nodes.ids.len();
+        // parent[v] = (x, q): x takes over the primary role of q from v.
+        let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
+        let mut visited = vec![false; n];
+        visited[u] = true;
+        let mut queue = VecDeque::from([u]);
+        while let Some(x) = queue.pop_front() {
+            let mut best: Option<((u64, u64), usize, usize)> = None;
+            let mut next = Vec::new();
+            for (q, set) in self.sets.iter().enumerate() {
+                let Some(v) = primary[q] else { continue };
+                if v == x || visited[v] || !set.contains(&x) {
+                    continue;
+                }
+                if pload[v] > floor {
+                    let key = (pload[v], self.score(q, x));
+                    if best.as_ref().is_none_or(|(k, _, _)| key > *k) {
+                        best = Some((key, q, v));
+                    }
+                } else if !next.contains(&v) {
+                    next.push(v);
+                    parent[v] = Some((x, q));
+                }
+            }
+            if let Some((_, q, donor)) = best {
+                pload[donor] -= 1;
+                pload[u] += 1;
+                primary[q] = Some(x);
+                let mut node = x;
+                while let Some((taker, q)) = parent[node] {
+                    primary[q] = Some(taker);
+                    node = taker;
+                }
+                return true;
+            }
+            for v in next {
+                visited[v] = true;
+                queue.push_back(v);
+            }
+        }
+        false
     }
 
     /// Make some replica of `p` its primary by moving primaries along a chain: X0 (a

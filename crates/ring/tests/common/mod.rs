@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sessionplane_ring::{Assignment, Limits, Member};
+use sessionplane_ring::{Assignment, Limits, Member, NodeId};
 
 pub fn members(ids: &[&str]) -> Vec<Member> {
     ids.iter().map(|id| Member::new(*id)).collect()
@@ -91,4 +91,29 @@ pub fn zones_balanced(members: &[Member], rf: u32) -> bool {
     }
     let counts: BTreeSet<usize> = per_zone.values().copied().collect();
     counts.len() == 1 && per_zone.len() >= rf.min(members.len() as u32) as usize
+}
+
+/// Primary hand-overs that re-placing `before` on `members` may need: raising nodes to
+/// the primary floor plus shedding down to the primary cap.
+pub fn primary_allowance(
+    before: &Assignment,
+    members: &[Member],
+    partitions: u32,
+    eps: f64,
+) -> usize {
+    let n = members.len() as u32;
+    let limits = Limits::new(n, partitions, 1, eps);
+    let floor = u64::from(partitions / n);
+    let loads = before.primary_loads();
+    let ids: BTreeSet<&NodeId> = members.iter().map(|m| &m.id).collect();
+    let raise: u64 = ids
+        .iter()
+        .map(|id| floor.saturating_sub(u64::from(loads.get(id.as_str()).copied().unwrap_or(0))))
+        .sum();
+    let shed: u64 = loads
+        .iter()
+        .filter(|(id, _)| ids.iter().any(|m| m.as_str() == **id))
+        .map(|(_, &l)| u64::from(l).saturating_sub(limits.primary_cap))
+        .sum();
+    (raise + shed) as usize
 }
