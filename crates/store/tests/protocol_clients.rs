@@ -1,10 +1,14 @@
 //! Real clients nobody here wrote, against the store: redis-cli, redis-benchmark,
 //! redis-py and an Express app with express-session + connect-redis.
 //!
+//! Each client runs against a three-node store (replicationFactor 2) started by the
+//! cluster tests' harness, and again against one in-process node (password cases too).
+//!
 //! Needs: redis-tools (redis-cli, redis-benchmark), python3 with `redis` (pip), node with
 //! `npm ci` run in tests/clients/node. A missing tool fails the test with what to install.
 
 mod protocol_support;
+mod support;
 
 use protocol_support::TestServer;
 use sessionplane_store::server::ServerArgs;
@@ -267,4 +271,48 @@ fn express_session_with_connect_redis() {
     let s = TestServer::start(ServerArgs::default());
     let url = format!("redis://{}", s.addr);
     express_session(url.clone(), url);
+}
+
+/// A three-node store with replicationFactor 2, as processes on loopback; the nodes stop
+/// when the returned fleet is dropped.
+fn three_node_cluster(rt: &tokio::runtime::Runtime) -> (support::procs::Fleet, Vec<SocketAddr>) {
+    rt.block_on(async {
+        let mut fleet = support::procs::Fleet::new(64, 2, 0.25);
+        let names = ["n1", "n2", "n3"];
+        fleet.start(&names).await;
+        let ids: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        fleet.master.bootstrap(&ids).await;
+        let addrs = fleet
+            .resps(&ids)
+            .iter()
+            .map(|a| a.parse().expect("resp address"))
+            .collect();
+        (fleet, addrs)
+    })
+}
+
+#[test]
+fn real_clients_against_a_three_node_cluster() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (fleet, addrs) = three_node_cluster(&rt);
+    let check = |name: &str, f: &dyn Fn()| {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+            eprintln!("{name} failed; node logs:\n{}", fleet.logs());
+            std::panic::resume_unwind(e);
+        }
+    };
+    check("redis-cli", &|| redis_cli_session(addrs[0], None));
+    check("redis-cli --pipe", &|| redis_cli_pipe(addrs[1]));
+    check("redis-py", &|| redis_py(addrs[2], None));
+    check("express-session", &|| {
+        express_session(
+            format!("redis://{}", addrs[0]),
+            format!("redis://{}", addrs[1]),
+        )
+    });
+    check("redis-benchmark", &|| {
+        redis_benchmark(addrs[0], "1");
+        redis_benchmark(addrs[1], "16");
+    });
+    drop(fleet);
 }
