@@ -264,13 +264,11 @@ impl PartState {
             .collect();
         candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
         let mut out = Vec::new();
-        let mut taken = 0usize;
         let mut last = None;
-        for (pos, k, e) in candidates {
+        for (taken, (pos, k, e)) in candidates.into_iter().enumerate() {
             if taken >= count.max(1) && last != Some(pos) {
                 return (out, Some(pos));
             }
-            taken += 1;
             last = Some(pos);
             let live = e.expires_at_ms.is_none_or(|at| at > now_ms);
             if live && filter(k, e) {
