@@ -1,0 +1,138 @@
+// The Express app: login page and per-user counter, kept in an express-session session that
+// connect-redis stores through the Redis protocol. Writes are saved to the store before the
+// response goes out, so a 200 means the store acknowledged the new counter.
+import express from "express";
+import session from "express-session";
+import { RedisStore } from "connect-redis";
+import { ping } from "./store.mjs";
+import { counterPage, loginPage } from "./views.mjs";
+
+export const COOKIE_NAME = "sp.sid";
+const MAX_USER_LENGTH = 64;
+
+const promisify = (fn) => new Promise((resolve, reject) => fn((err) => (err ? reject(err) : resolve())));
+
+function validUser(raw) {
+  const user = typeof raw === "string" ? raw.trim() : "";
+  return user.length > 0 && user.length <= MAX_USER_LENGTH ? user : null;
+}
+
+// A request that the store keeps waiting gets a 503 rather than an open connection.
+function requestTimeout(ms) {
+  return (req, res, next) => {
+    const timer = setTimeout(() => {
+      if (!res.headersSent) {
+        res.status(503).type("text/plain").send(`session store did not answer within ${ms} ms\n`);
+      }
+    }, ms);
+    res.on("close", () => clearTimeout(timer));
+    next();
+  };
+}
+
+async function startSession(req, user) {
+  // A fresh session id at login (no session fixation), then an explicit save so the
+  // response is only sent once the store has the session.
+  await promisify((cb) => req.session.regenerate(cb));
+  req.session.user = user;
+  req.session.counter = 0;
+  await promisify((cb) => req.session.save(cb));
+}
+
+async function increment(req) {
+  req.session.counter = (req.session.counter ?? 0) + 1;
+  await promisify((cb) => req.session.save(cb));
+  return req.session.counter;
+}
+
+async function endSession(req, res) {
+  if (req.session) await promisify((cb) => req.session.destroy(cb));
+  res.clearCookie(COOKIE_NAME, { path: "/" });
+}
+
+export function createApp(config, client) {
+  const info = { pod: config.podName, strategy: config.strategy };
+  const app = express();
+  app.disable("x-powered-by");
+
+  // Health checks come before the session middleware: they never touch a session.
+  app.get("/healthz", (req, res) => res.type("text/plain").send("ok\n"));
+  app.get("/readyz", async (req, res) => {
+    try {
+      await ping(client, 1000);
+      res.type("text/plain").send("ok\n");
+    } catch (err) {
+      res.status(503).type("text/plain").send(`not ready: ${err.message}\n`);
+    }
+  });
+
+  app.use(requestTimeout(config.requestTimeoutMs));
+  app.use(express.urlencoded({ extended: false, limit: "4kb" }));
+  app.use(express.json({ limit: "4kb" }));
+  app.use(
+    session({
+      name: COOKIE_NAME,
+      store: new RedisStore({ client, prefix: "sp:sess:", ttl: config.ttlSeconds }),
+      secret: config.sessionSecret,
+      resave: false,
+      saveUninitialized: false,
+      cookie: { maxAge: config.ttlSeconds * 1000, httpOnly: true, sameSite: "lax", secure: config.secureCookie },
+    }),
+  );
+
+  // HTML pages.
+  app.get("/", (req, res) => {
+    res.set("Cache-Control", "no-store");
+    if (!req.session.user) return res.type("html").send(loginPage(info));
+    res.type("html").send(counterPage(info, req.session.user, req.session.counter ?? 0));
+  });
+  app.post("/login", async (req, res) => {
+    const user = validUser(req.body?.username);
+    if (!user) return res.status(400).type("html").send(loginPage(info, `a name of 1 to ${MAX_USER_LENGTH} characters, please`));
+    await startSession(req, user);
+    res.redirect(303, "/");
+  });
+  app.post("/increment", async (req, res) => {
+    if (!req.session.user) return res.redirect(303, "/");
+    await increment(req);
+    res.redirect(303, "/");
+  });
+  app.post("/logout", async (req, res) => {
+    await endSession(req, res);
+    res.redirect(303, "/");
+  });
+
+  // JSON API for load generators and tests.
+  const me = (req) => ({ user: req.session.user, counter: req.session.counter ?? 0, pod: info.pod });
+  app.post("/api/login", async (req, res) => {
+    const user = validUser(req.body?.user);
+    if (!user) return res.status(400).json({ error: `user must be a string of 1 to ${MAX_USER_LENGTH} characters` });
+    await startSession(req, user);
+    res.json(me(req));
+  });
+  app.get("/api/me", (req, res) => {
+    if (!req.session.user) return res.status(401).json({ error: "not logged in", pod: info.pod });
+    res.json(me(req));
+  });
+  app.post("/api/increment", async (req, res) => {
+    if (!req.session.user) return res.status(401).json({ error: "not logged in", pod: info.pod });
+    await increment(req);
+    res.json(me(req));
+  });
+  app.post("/api/logout", async (req, res) => {
+    await endSession(req, res);
+    res.json({ ok: true, pod: info.pod });
+  });
+
+  // Client errors keep their status; anything else came from the session store (reads,
+  // saves, regenerate, destroy) and is a 503: the app stays up and says why.
+  app.use((err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const status = err.status >= 400 && err.status < 500 ? err.status : 503;
+    const message = status === 503 ? `session store unavailable: ${err.message}` : err.message;
+    if (status === 503) console.error(`${req.method} ${req.path}: ${message}`);
+    if (req.path.startsWith("/api/")) return res.status(status).json({ error: message, pod: info.pod });
+    res.status(status).type("text/plain").send(`${message}\n`);
+  });
+  return app;
+}

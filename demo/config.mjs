@@ -1,0 +1,47 @@
+// Settings from the environment. The operator injects REDIS_URL (with the password from the
+// store Secret), SESSIONPLANE_STORE_ADDR, REDIS_PASSWORD, SESSIONPLANE_STRATEGY and
+// SESSIONPLANE_SESSION_TTL_SECONDS into the frontend container; outside Kubernetes the same
+// variables (or their defaults) point the app at any Redis-protocol server.
+
+function positiveInt(env, name, fallback) {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+// REDIS_URL wins; otherwise build one from the address and password variables, so the app
+// also runs with only SESSIONPLANE_STORE_ADDR (+ REDIS_PASSWORD) set.
+export function storeUrl(env) {
+  if (env.REDIS_URL) return env.REDIS_URL;
+  const addr = env.SESSIONPLANE_STORE_ADDR || "127.0.0.1:6379";
+  const password = env.REDIS_PASSWORD ? `:${encodeURIComponent(env.REDIS_PASSWORD)}@` : "";
+  return `redis://${password}${addr}/0`;
+}
+
+// The URL without its password, for logs and the page footer.
+export function redactedUrl(url) {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable store URL)";
+  }
+}
+
+export function loadConfig(env = process.env) {
+  return {
+    port: positiveInt(env, "PORT", 8080),
+    storeUrl: storeUrl(env),
+    // Every replica must sign cookies with the same secret, or a request landing on another
+    // pod would not find its session. Set SESSION_SECRET in production.
+    sessionSecret: env.SESSION_SECRET || "sessionplane-demo-not-a-secret",
+    ttlSeconds: positiveInt(env, "SESSIONPLANE_SESSION_TTL_SECONDS", positiveInt(env, "SESSION_TTL_SECONDS", 3600)),
+    requestTimeoutMs: positiveInt(env, "REQUEST_TIMEOUT_MS", 5000),
+    podName: env.POD_NAME || env.HOSTNAME || "local",
+    strategy: env.SESSIONPLANE_STRATEGY || "(not set)",
+    secureCookie: env.COOKIE_SECURE === "true",
+  };
+}

@@ -1,0 +1,171 @@
+// The demo against a real Redis-protocol server: the project's memory-node example
+// (target/debug/memory-node) when built, else redis-server. Two app instances share the
+// store, as two frontend pods would. Run: npm test (or node --test test/).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import net from "node:net";
+import { createApp, COOKIE_NAME } from "../app.mjs";
+import { loadConfig, storeUrl, redactedUrl } from "../config.mjs";
+import { createStoreClient, connectInBackground, backoffMs } from "../store.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const memoryNode = path.resolve(here, "../../target/debug/memory-node");
+const PASSWORD = "demo-test-pw";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const quiet = { log() {}, error() {} };
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+async function startStore(port) {
+  const [cmd, args] = existsSync(memoryNode)
+    ? [memoryNode, ["--listen", `127.0.0.1:${port}`, "--password", PASSWORD]]
+    : ["redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", PASSWORD]];
+  const proc = spawn(cmd, args, { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    const up = await new Promise((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => { s.destroy(); resolve(true); });
+      s.on("error", () => resolve(false));
+    });
+    if (up) return proc;
+    await sleep(50);
+  }
+  proc.kill("SIGKILL");
+  throw new Error(`${cmd} did not listen on ${port} within 5 s`);
+}
+
+async function waitFor(what, fn, tries = 100) {
+  for (let i = 0; i < tries; i++) {
+    if (await fn()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+let storePort, store;
+const apps = [];
+
+async function startApp(name) {
+  const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${storePort}/0`, POD_NAME: name, REQUEST_TIMEOUT_MS: "2000" });
+  const client = createStoreClient(config.storeUrl, quiet);
+  connectInBackground(client, quiet);
+  const server = await new Promise((resolve) => {
+    const s = createApp(config, client).listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const app = { client, server, base: `http://127.0.0.1:${server.address().port}` };
+  apps.push(app);
+  await waitFor(`${name} ready`, async () => (await fetch(`${app.base}/readyz`)).status === 200);
+  return app;
+}
+
+before(async () => {
+  storePort = await freePort();
+  store = await startStore(storePort);
+});
+
+after(async () => {
+  for (const a of apps) {
+    a.server.closeAllConnections();
+    a.server.close();
+    await a.client.close().catch(() => {});
+  }
+  store?.kill("SIGKILL");
+});
+
+const cookieOf = (res) => res.headers.get("set-cookie").split(";")[0];
+const post = (url, cookie, body) =>
+  fetch(url, { method: "POST", headers: { "content-type": "application/json", ...(cookie ? { cookie } : {}) }, body: body ? JSON.stringify(body) : undefined });
+
+test("config: REDIS_URL wins, else address and password; TTL from the operator's variable", () => {
+  assert.equal(storeUrl({ REDIS_URL: "redis://x:1" }), "redis://x:1");
+  assert.equal(storeUrl({ SESSIONPLANE_STORE_ADDR: "s:6379", REDIS_PASSWORD: "p@ss" }), "redis://:p%40ss@s:6379/0");
+  assert.equal(storeUrl({}), "redis://127.0.0.1:6379/0");
+  assert.equal(loadConfig({ SESSIONPLANE_SESSION_TTL_SECONDS: "60" }).ttlSeconds, 60);
+  assert.equal(loadConfig({}).ttlSeconds, 3600);
+  assert.throws(() => loadConfig({ PORT: "-1" }), /PORT/);
+  assert.equal(redactedUrl("redis://:secret@h:1/0"), "redis://:***@h:1/0");
+  assert.equal(backoffMs(0), 50);
+  assert.equal(backoffMs(100), 2000);
+});
+
+test("a session written through one pod is read and updated through another", async () => {
+  const a = await startApp("pod-a");
+  const b = await startApp("pod-b");
+  let res = await post(`${a.base}/api/login`, null, { user: "alice" });
+  assert.equal(res.status, 200);
+  const cookie = cookieOf(res);
+  assert.ok(cookie.startsWith(`${COOKIE_NAME}=`));
+  for (let i = 1; i <= 6; i++) {
+    const app = i % 2 ? b : a;
+    res = await post(`${app.base}/api/increment`, cookie);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { user: "alice", counter: i, pod: i % 2 ? "pod-b" : "pod-a" });
+  }
+  res = await fetch(`${a.base}/api/me`, { headers: { cookie } });
+  assert.deepEqual(await res.json(), { user: "alice", counter: 6, pod: "pod-a" });
+  // The HTML page shows the same.
+  const html = await (await fetch(`${b.base}/`, { headers: { cookie } })).text();
+  assert.match(html, /Logged in as alice/);
+  assert.match(html, /id="counter">6</);
+  assert.match(html, /pod-b/);
+  // Logout ends the session everywhere.
+  assert.equal((await post(`${b.base}/api/logout`, cookie)).status, 200);
+  assert.equal((await fetch(`${a.base}/api/me`, { headers: { cookie } })).status, 401);
+});
+
+test("HTML form flow: login page, login, increment, logout", async () => {
+  const a = apps[0];
+  let res = await fetch(`${a.base}/`);
+  assert.match(await res.text(), /name="username"/);
+  res = await fetch(`${a.base}/login`, { method: "POST", redirect: "manual", headers: { "content-type": "application/x-www-form-urlencoded" }, body: "username=%3Cb%3Ebob" });
+  assert.equal(res.status, 303);
+  const cookie = cookieOf(res);
+  res = await fetch(`${a.base}/increment`, { method: "POST", redirect: "manual", headers: { cookie } });
+  assert.equal(res.status, 303);
+  const html = await (await fetch(`${a.base}/`, { headers: { cookie } })).text();
+  assert.match(html, /Logged in as &lt;b&gt;bob/, "the name is escaped");
+  assert.match(html, /id="counter">1</);
+  res = await fetch(`${a.base}/logout`, { method: "POST", redirect: "manual", headers: { cookie } });
+  assert.equal(res.status, 303);
+  assert.match(await (await fetch(`${a.base}/`, { headers: { cookie } })).text(), /name="username"/);
+});
+
+test("bad input is a 4xx; no session is a 401", async () => {
+  const a = apps[0];
+  assert.equal((await post(`${a.base}/api/login`, null, { user: "" })).status, 400);
+  assert.equal((await post(`${a.base}/api/login`, null, { user: "x".repeat(65) })).status, 400);
+  assert.equal((await post(`${a.base}/api/increment`, null)).status, 401);
+  assert.equal((await fetch(`${a.base}/api/me`)).status, 401);
+  const res = await fetch(`${a.base}/api/login`, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
+  assert.equal(res.status, 400);
+});
+
+test("store down: 503 and not ready, no crash; store back: the app reconnects", async () => {
+  const a = apps[0];
+  let res = await post(`${a.base}/api/login`, null, { user: "carol" });
+  const cookie = cookieOf(res);
+  store.kill("SIGKILL");
+  await waitFor("readyz 503", async () => (await fetch(`${a.base}/readyz`)).status === 503);
+  assert.equal((await fetch(`${a.base}/healthz`)).status, 200, "the process stays alive");
+  res = await post(`${a.base}/api/increment`, cookie);
+  assert.equal(res.status, 503);
+  assert.match((await res.json()).error, /session store unavailable/);
+  store = await startStore(storePort);
+  await waitFor("readyz 200 again", async () => (await fetch(`${a.base}/readyz`)).status === 200, 100);
+  // The store restarted empty (memory only): the session is gone, the app says so cleanly.
+  res = await post(`${a.base}/api/increment`, cookie);
+  assert.equal(res.status, 401);
+  res = await post(`${a.base}/api/login`, null, { user: "carol" });
+  assert.equal(res.status, 200);
+});
