@@ -119,7 +119,7 @@ clean_iptables() {
 remove_cgroups() {
   local f
   for f in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-    [[ -d $f ]] && find "$f" -depth -type d -exec rmdir {} + 2>/dev/null
+    if [[ -d $f ]]; then find "$f" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
   return 0
 }
@@ -146,20 +146,29 @@ remove_state() {
 }
 
 node_down() {
-  local c
+  local c owner=true
   node_k8s_paths
+  if ! node_owns_machine; then
+    # Another state dir's node runs here: stop only what this state dir started and leave
+    # the bridge, iptables, pod cgroups and sysctls to their owner.
+    owner=false
+    node_log "machine-wide node resources belong to $(node_owner)$(foreign_kubelet_state); cleaning only $NODE_STATE"
+  fi
   for c in kube-proxy kube-scheduler kubelet; do node_stop "$c"; done
-  kill_pods
+  if $owner; then kill_pods; fi
   # A graceful containerd stop first, so it can record what it knows; then the shims.
   node_stop containerd
   kill_shims
-  kill_pods
+  if $owner; then kill_pods; fi
   node_stop apiserver-forward
   unmount_all
-  delete_links
-  clean_iptables
-  remove_cgroups
-  restore_sysctl
+  if $owner; then
+    delete_links
+    clean_iptables
+    remove_cgroups
+    restore_sysctl
+    rm -f "$NODE_OWNER_FILE"
+  fi
   remove_state
 }
 
@@ -182,6 +191,7 @@ cmd_check() {
   [[ $x == 0 ]] || { echo "iptables lines: $x"; left=1; }
   if ip route show "$SERVICE_CIDR" 2>/dev/null | grep -q .; then echo "route: $SERVICE_CIDR"; left=1; fi
   if compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null; then echo "cgroups: $(echo /sys/fs/cgroup/*/kubepods)"; left=1; fi
+  [[ ! -f $NODE_OWNER_FILE ]] || { echo "owner file: $NODE_OWNER_FILE ($(node_owner))"; left=1; }
   ((left == 0)) && echo "clean: no node processes, mounts, links, iptables chains, routes or cgroups left"
   return $left
 }

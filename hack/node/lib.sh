@@ -122,3 +122,56 @@ node_wait() { # what seconds cmd...: poll every 0.5s
   node_log "timed out after ${secs}s waiting for $what"
   return 1
 }
+
+# --- one node per machine -------------------------------------------------------------------
+# The bridge, the iptables chains, the kubepods cgroups and the kubelet's port are machine-wide,
+# so only one node (one state dir) can own them at a time. The owner's state dir is recorded
+# in a tmpfs file; down.sh leaves machine-wide resources alone unless its state dir owns them.
+NODE_OWNER_FILE=${SESSIONPLANE_NODE_OWNER_FILE:-/run/sessionplane-node.owner}
+
+node_owner() { [[ -f $NODE_OWNER_FILE ]] && cat "$NODE_OWNER_FILE"; return 0; }
+
+# Is a node from state dir $1 still running? (any of its pid files names a live process)
+node_alive_in() {
+  local f pid bin
+  for f in "$1"/run/*.pid; do
+    [[ -f $f ]] || continue
+    read -r pid bin <"$f" || true
+    [[ -n $pid && -r /proc/$pid/cmdline ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$bin" && return 0
+  done
+  return 1
+}
+
+# The state dir of a kubelet running from another state dir (there is no owner file for
+# nodes started by older scripts); empty when there is none.
+foreign_kubelet_state() {
+  local d cmd root
+  for d in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
+    [[ $cmd == *kubelet*--root-dir=* ]] || continue
+    root=$(sed -n 's/.*--root-dir=\([^ ]*\).*/\1/p' <<<"$cmd")
+    [[ $root == "$KUBELET_ROOT" ]] && continue
+    printf '%s\n' "${root%/kubelet}"
+    return 0
+  done
+  return 0
+}
+
+# True when this state dir may clean the machine-wide resources.
+node_owns_machine() {
+  local owner
+  owner=$(node_owner)
+  if [[ -n $owner && $owner != "$NODE_STATE" ]] && node_alive_in "$owner"; then return 1; fi
+  [[ -z $(foreign_kubelet_state) ]]
+}
+
+# Claims the machine for this state dir; fails if another live node owns it.
+node_claim_machine() {
+  local other
+  if ! node_owns_machine; then
+    other=$(node_owner)
+    [[ -n $other && $other != "$NODE_STATE" ]] || other=$(foreign_kubelet_state)
+    node_die "another node runs on this machine (state $other); stop it first: SESSIONPLANE_STATE=${other%/node} hack/node/down.sh"
+  fi
+  printf '%s\n' "$NODE_STATE" >"$NODE_OWNER_FILE"
+}

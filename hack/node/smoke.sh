@@ -84,20 +84,25 @@ check_rollout() {
 }
 
 check_cluster_ip() {
-  local ip body seen i ok=0
+  local ip body seen i ok
   ip=$(k -n "$NS" get service web -o jsonpath='{.spec.clusterIP}')
-  # kube-proxy programs the rules shortly after the endpoints appear.
+  CLUSTER_IP=$ip
+  # kube-proxy programs the rules shortly after the endpoints appear; wait for the first
+  # answer, then every request must succeed.
+  if ! node_wait "ClusterIP $ip" 15 curl -fsS --max-time 2 "http://$ip/"; then
+    fail "ClusterIP $ip never answered from the host"
+    return
+  fi
   seen=$(for ((i = 0; i < 40; i++)); do
     body=$(curl -fsS --max-time 2 "http://$ip/" 2>/dev/null) && echo "$body"
-    sleep 0.25
+    sleep 0.1
   done | sort | uniq -c)
   ok=$(awk '{n += $1} END {print n + 0}' <<<"$seen")
-  if ((ok >= 30)) && [[ $(wc -l <<<"$seen") -ge 2 ]]; then
-    pass "ClusterIP $ip answered $ok/40 requests from the host, spread over: $(awk '{print $3 "=" $1}' <<<"$seen" | tr '\n' ' ')"
+  if ((ok == 40)) && [[ $(wc -l <<<"$seen") -ge 2 ]]; then
+    pass "ClusterIP $ip answered 40/40 requests from the host, spread over: $(awk '{print $3 "=" $1}' <<<"$seen" | tr '\n' ' ')"
   else
     fail "ClusterIP $ip answered $ok/40 requests (responses: $(tr '\n' ' ' <<<"$seen"))"
   fi
-  CLUSTER_IP=$ip
 }
 
 check_dns_from_host() {

@@ -476,6 +476,7 @@ cmd_up() {
   fi
   # Anything half-up is torn down first so every run starts from the same clean state.
   "$NODE_REPO/hack/node/down.sh" --node-only
+  node_claim_machine
   preflight
   mkdir -p "$NODE_STATE"
   gen_node_pki
