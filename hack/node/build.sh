@@ -46,7 +46,7 @@ install_debs() {
 # go install PKG@VERSION into a temporary GOBIN, then move the whole directory into place so a
 # half-finished build never looks complete.
 go_install() { # destdir tags version pkgs...
-  local dest=$1 tags=$2 version=$3 tmp=$1.tmp
+  local tags=$2 version=$3 tmp=$1.tmp
   shift 3
   rm -rf "$tmp" && mkdir -p "$tmp"
   local p pkgs=()

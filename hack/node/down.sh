@@ -106,7 +106,7 @@ delete_links() {
 # Rewrites each table without our chains and the rules that jump to them or match our bridge.
 clean_iptables() {
   local save restore
-  [[ -x $K8S_BIN/kube-proxy ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  if [[ -x $K8S_BIN/kube-proxy ]]; then "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true; fi
   for save in iptables-save ip6tables-save; do
     command -v "$save" >/dev/null || continue
     restore=${save/-save/-restore}
@@ -137,7 +137,7 @@ remove_state() {
     [[ -e $e && $e != "$NODE_PKI" ]] || continue
     # Never follow into something still mounted: rm -rf through a live bind mount would
     # delete the host's files.
-    if [[ -n $(mounts_under_state | grep -F "$e") ]]; then
+    if mounts_under_state | grep -F "$e" >/dev/null; then
       node_log "warning: $e still has mounts; not deleting it"
       continue
     fi

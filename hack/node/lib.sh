@@ -1,4 +1,5 @@
 # Shared settings for hack/node/*.sh: versions, cache and state paths, addresses, ports.
+# shellcheck disable=SC2034 # the variables are used by the scripts that source this file
 # Sourced, not run. Everything the node writes lives under $NODE_STATE so that down.sh can
 # account for all of it.
 # shellcheck shell=bash

@@ -5,8 +5,10 @@
 # by the local kube-proxy. Everything the node writes is under $NODE_STATE; hack/node/down.sh
 # removes all of it again.
 #
-#   hack/node/up.sh          build what is missing, start (or reuse a healthy) node
-#   hack/node/up.sh status   show the node's processes and readiness
+#   hack/node/up.sh              build what is missing, start (or reuse a healthy) node
+#   hack/node/up.sh status       show the node's processes and readiness
+#   hack/node/up.sh import TAR…  import OCI image tarballs into the running node
+# SESSIONPLANE_NODE_IMAGES="a.tar b.tar" makes every `up` import those tarballs too.
 set -euo pipefail
 # shellcheck source=hack/node/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -191,12 +193,21 @@ start_containerd() {
   node_wait containerd 60 containerd_ready || { tail -30 "$NODE_LOGS/containerd.log" >&2; return 1; }
 }
 
-import_images() {
+import_tarballs() { # tar...: into containerd's k8s.io namespace, unpacked for the CRI snapshotter
   local tar
-  for tar in "$PAUSE_TAR" "$COREDNS_TAR" "$@"; do
-    # --no-unpack off: the CRI plugin needs the image unpacked for its snapshotter.
+  for tar in "$@"; do
+    [[ -f $tar ]] || node_die "no image tarball at $tar"
     ctr_k8s images import --snapshotter overlayfs "$tar" >/dev/null
+    node_log "imported $tar"
   done
+}
+
+# The node's own images, plus SESSIONPLANE_NODE_IMAGES (space-separated tarball paths): a
+# fresh start wipes containerd's store, so images a caller needs are imported on every up.
+import_images() {
+  local extra=()
+  read -r -a extra <<<"${SESSIONPLANE_NODE_IMAGES:-}"
+  import_tarballs "$PAUSE_TAR" "$COREDNS_TAR" "${extra[@]}"
 }
 
 # --- kubelet, scheduler, proxy ------------------------------------------------------------------
@@ -519,5 +530,10 @@ cmd_status() {
 case ${1:-up} in
   up) cmd_up ;;
   status) cmd_status ;;
-  *) sed -n '8,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  import)
+    shift
+    node_k8s_paths
+    import_tarballs "$@"
+    ;;
+  *) sed -n '8,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
