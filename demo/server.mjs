@@ -22,14 +22,24 @@ server.keepAliveTimeout = 5000;
 // A crash would log every user out of this pod's in-flight requests; log and carry on.
 process.on("unhandledRejection", (err) => console.error(`unhandled rejection: ${err?.message ?? err}`));
 
+// Kubernetes sends SIGTERM while the Service may still route new connections here for a
+// moment (endpoint removal propagates asynchronously), so keep serving for
+// SHUTDOWN_DELAY_MS before closing the listener; a closed port would reset those requests.
+const shutdownDelayMs = Number(process.env.SHUTDOWN_DELAY_MS ?? 5000);
+let shuttingDown = false;
 function shutdown(signal) {
-  console.log(`${signal}: draining`);
+  if (shuttingDown) return;
+  shuttingDown = true;
+  console.log(`${signal}: serving ${shutdownDelayMs} ms more, then draining`);
+  setTimeout(() => close(), shutdownDelayMs).unref();
+  setTimeout(() => process.exit(0), shutdownDelayMs + 10000).unref();
+}
+function close() {
   server.close(() => {
     client.close?.().catch?.(() => {});
     process.exit(0);
   });
   server.closeIdleConnections?.();
-  setTimeout(() => process.exit(0), 10000).unref();
 }
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 process.on("SIGINT", () => shutdown("SIGINT"));
