@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# End-to-end test: the operator (helm chart), the Store example and the demo frontend in a
+# real cluster, with users staying logged in while the cluster changes under load.
+#
+#   1. cluster up (SESSIONPLANE_E2E_TARGET=local: hack/node/up.sh; kubeconfig: current one)
+#   2. build both images (hack/image.sh, hack/e2e/demo-image.sh) and load them
+#   3. helm install charts/sessionplane; kubectl apply manifests/examples/store.yaml
+#   4. every pod Ready and the SessionCluster Ready=True with 3 frontends and 3 store pods
+#   5. E2E_USERS users (50) log in through the frontend Service and increment counters while
+#      the frontends scale 3 -> 6 -> 2, a frontend pod and a store pod are deleted
+#   6. every user still logged in, counter == last acknowledged value (+ at most the
+#      increments whose answer was lost), no acknowledged write lost; report per phase
+#
+#   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
+# Prints "N passed, N failed" last; exits non-zero when anything failed.
+set -euo pipefail
+# shellcheck source=hack/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+TEARDOWN=false
+[[ ${1:-} == --teardown ]] && TEARDOWN=true
+USERS=${E2E_USERS:-50}
+READY_TIMEOUT=${E2E_READY_TIMEOUT:-300}
+STEP_TIMEOUT=${E2E_STEP_TIMEOUT:-120}
+STEADY_SECONDS=${E2E_STEADY_SECONDS:-15}
+WORK=$(mktemp -d /tmp/sessionplane-e2e.XXXXXX)
+PASSED=0
+FAILED=0
+RESULTS=()
+LG_PID=""
+LG_POD=e2e-loadgen
+
+pass() { PASSED=$((PASSED + 1)); RESULTS+=("PASS $*"); e2e_log "PASS $*"; }
+fail() { FAILED=$((FAILED + 1)); RESULTS+=("FAIL $*"); e2e_log "FAIL $*"; }
+check() { # description cmd...
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+
+finish() {
+  local rc=$?
+  [[ -n $LG_PID ]] && kill "$LG_PID" 2>/dev/null || true
+  echo
+  echo "=== sessionplane e2e ($E2E_TARGET) ==="
+  printf '%s\n' "${RESULTS[@]}"
+  [[ -f $WORK/loadgen.out ]] && { echo; cat "$WORK/loadgen.out"; }
+  if $TEARDOWN && [[ $E2E_TARGET == local ]]; then
+    "$E2E_REPO/hack/node/down.sh" >&2 || FAILED=$((FAILED + 1))
+  fi
+  rm -rf "$WORK"
+  echo "total time: $((SECONDS - E2E_T0))s"
+  echo "$PASSED passed, $FAILED failed"
+  ((FAILED == 0 && rc == 0)) || exit 1
+}
+trap finish EXIT
+
+# --- load generator: a host process (local) or a pod (kubeconfig) --------------------------
+
+lg_start() {
+  local svc ip
+  svc=$(e2e_frontend_service)
+  if [[ $E2E_TARGET == local ]]; then
+    ip=$(k -n "$E2E_NS" get service "$svc" -o jsonpath='{.spec.clusterIP}')
+    echo steady >"$WORK/phase"
+    BASE_URL=http://$ip USERS=$USERS PHASE_FILE=$WORK/phase REPORT_JSON=$WORK/report.json MAX_SECONDS=900 \
+      node "$E2E_REPO/tests/e2e/loadgen.mjs" >"$WORK/loadgen.out" 2>&1 &
+    LG_PID=$!
+  else
+    # The demo image has Node.js; the load generator comes in through a ConfigMap.
+    k -n "$E2E_NS" create configmap e2e-loadgen --from-file="$E2E_REPO/tests/e2e/loadgen.mjs" \
+      --dry-run=client -o yaml | k apply -f - >/dev/null
+    k -n "$E2E_NS" delete pod "$LG_POD" --ignore-not-found --wait=true >/dev/null
+    k -n "$E2E_NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $LG_POD, labels: {app: e2e-loadgen}}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 65532}
+  containers:
+  - name: loadgen
+    image: $("$E2E_REPO/hack/e2e/demo-image.sh" ref)
+    imagePullPolicy: IfNotPresent
+    command: [/usr/bin/node, /loadgen/loadgen.mjs]
+    env:
+    - {name: BASE_URL, value: "http://$svc.$E2E_NS.svc"}
+    - {name: USERS, value: "$USERS"}
+    - {name: PHASE_FILE, value: /work/phase}
+    - {name: MAX_SECONDS, value: "900"}
+    volumeMounts:
+    - {name: code, mountPath: /loadgen}
+    - {name: work, mountPath: /work}
+  volumes:
+  - {name: code, configMap: {name: e2e-loadgen}}
+  - {name: work, emptyDir: {}}
+YAML
+    e2e_wait "the load generator pod running" 60 bash -c "[[ \$(kubectl -n $E2E_NS get pod $LG_POD -o jsonpath='{.status.phase}') == Running ]]"
+  fi
+}
+
+lg_phase() { # name
+  e2e_log "phase: $1"
+  if [[ $E2E_TARGET == local ]]; then
+    echo "$1" >"$WORK/phase"
+  else
+    k -n "$E2E_NS" exec "$LG_POD" -- /usr/bin/node -e 'require("fs").writeFileSync("/work/phase", process.argv[1])' "$1"
+  fi
+}
+
+# Waits (bounded) for the load generator to finish; 0 when it passed.
+lg_finish() {
+  local i rc=1
+  if [[ $E2E_TARGET == local ]]; then
+    for ((i = 0; i < 120; i++)); do
+      kill -0 "$LG_PID" 2>/dev/null || break
+      sleep 1
+    done
+    if kill -0 "$LG_PID" 2>/dev/null; then
+      kill "$LG_PID"
+      echo "loadgen: killed after 120 s without a result" >>"$WORK/loadgen.out"
+    fi
+    wait "$LG_PID" && rc=0 || rc=$?
+    LG_PID=""
+  else
+    for ((i = 0; i < 120; i++)); do
+      case $(k -n "$E2E_NS" get pod "$LG_POD" -o jsonpath='{.status.phase}') in
+        Succeeded) rc=0; break ;;
+        Failed) rc=1; break ;;
+      esac
+      sleep 1
+    done
+    k -n "$E2E_NS" logs "$LG_POD" >"$WORK/loadgen.out" 2>&1 || true
+  fi
+  return "$rc"
+}
+
+ready_within() { e2e_wait_ready "$1" "$2" "$3"; }
+lg_alive() {
+  if [[ $E2E_TARGET == local ]]; then kill -0 "$LG_PID" 2>/dev/null; else
+    [[ $(k -n "$E2E_NS" get pod "$LG_POD" -o jsonpath='{.status.phase}') == Running ]]
+  fi
+}
+
+# --- the test --------------------------------------------------------------------------------
+
+t=$SECONDS
+e2e_cluster_up
+pass "cluster up ($E2E_TARGET) in $((SECONDS - t))s"
+
+t=$SECONDS
+e2e_build_images
+e2e_load_images
+pass "images built and loaded in $((SECONDS - t))s"
+
+t=$SECONDS
+check "helm install of charts/sessionplane" e2e_install_operator
+check "kubectl apply of the Store example" e2e_apply_example
+
+t=$SECONDS
+if e2e_wait_ready 3 3 "$READY_TIMEOUT"; then
+  pass "every pod Ready and SessionCluster Ready=True with frontend=3 store=3 ($((SECONDS - t))s after apply)"
+else
+  fail "every pod Ready and SessionCluster Ready=True with frontend=3 store=3 within ${READY_TIMEOUT}s"
+  e2e_diagnostics
+  exit 1
+fi
+
+lg_start
+sleep "$STEADY_SECONDS"
+check "load generator running: $USERS users logged in" lg_alive
+
+lg_phase scale-to-6
+k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas=6 >/dev/null
+check "scale 3 -> 6: 6 frontends Ready, SessionCluster Ready" ready_within 6 3 "$STEP_TIMEOUT"
+lg_phase after-scale-6
+sleep 5
+
+lg_phase scale-to-2
+k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas=2 >/dev/null
+check "scale 6 -> 2: 2 frontends, SessionCluster Ready" ready_within 2 3 "$STEP_TIMEOUT"
+lg_phase after-scale-2
+sleep 5
+
+lg_phase delete-frontend-pod
+victim=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=frontend" -o jsonpath='{.items[0].metadata.name}')
+k -n "$E2E_NS" delete pod "$victim" --wait=false >/dev/null
+e2e_log "deleted frontend pod $victim"
+sleep 2
+check "frontend pod $victim deleted: replaced, 2 frontends Ready again" ready_within 2 3 "$STEP_TIMEOUT"
+lg_phase after-frontend-delete
+sleep 5
+
+lg_phase delete-store-pod
+victim=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=store" -o jsonpath='{.items[0].metadata.name}')
+k -n "$E2E_NS" delete pod "$victim" --wait=false >/dev/null
+e2e_log "deleted store pod $victim"
+sleep 2
+check "store pod $victim deleted: back, 3 store pods Ready, SessionCluster Ready" ready_within 2 3 "$STEP_TIMEOUT"
+lg_phase steady-after
+sleep "$STEADY_SECONDS"
+
+lg_phase stop
+check "every user still logged in with the last acknowledged counter, no acknowledged write lost" lg_finish
+if [[ -f $WORK/report.json ]]; then
+  steady_failures=$(node -e 'const r=require(process.argv[1]);console.log(r.phases.filter(p=>p.phase.startsWith("steady")).reduce((a,p)=>a+p.failures,0))' "$WORK/report.json")
+  check "no failed request in steady state ($steady_failures)" test "$steady_failures" -eq 0
+fi
+check "SessionCluster Ready=True with frontend=2 store=3 at the end" e2e_ready 2 3
