@@ -11,13 +11,16 @@ function positiveInt(env, name, fallback) {
   return n;
 }
 
-// REDIS_URL wins; otherwise build one from the address and password variables, so the app
-// also runs with only SESSIONPLANE_STORE_ADDR (+ REDIS_PASSWORD) set.
+// The operator injects both the parts (SESSIONPLANE_STORE_ADDR, REDIS_PASSWORD) and
+// REDIS_URL, which it builds by plain $(REDIS_PASSWORD) substitution; the parts win because
+// here the password is percent-encoded, so any character in it is safe. REDIS_URL alone
+// (outside Kubernetes, or another Redis) is used as given.
 export function storeUrl(env) {
-  if (env.REDIS_URL) return env.REDIS_URL;
-  const addr = env.SESSIONPLANE_STORE_ADDR || "127.0.0.1:6379";
-  const password = env.REDIS_PASSWORD ? `:${encodeURIComponent(env.REDIS_PASSWORD)}@` : "";
-  return `redis://${password}${addr}/0`;
+  if (env.SESSIONPLANE_STORE_ADDR) {
+    const password = env.REDIS_PASSWORD ? `:${encodeURIComponent(env.REDIS_PASSWORD)}@` : "";
+    return `redis://${password}${env.SESSIONPLANE_STORE_ADDR}/0`;
+  }
+  return env.REDIS_URL || "redis://127.0.0.1:6379/0";
 }
 
 // The URL without its password, for logs and the page footer.

@@ -87,9 +87,10 @@ const cookieOf = (res) => res.headers.get("set-cookie").split(";")[0];
 const post = (url, cookie, body) =>
   fetch(url, { method: "POST", headers: { "content-type": "application/json", ...(cookie ? { cookie } : {}) }, body: body ? JSON.stringify(body) : undefined });
 
-test("config: REDIS_URL wins, else address and password; TTL from the operator's variable", () => {
+test("config: address and encoded password win over REDIS_URL; TTL from the operator's variable", () => {
   assert.equal(storeUrl({ REDIS_URL: "redis://x:1" }), "redis://x:1");
-  assert.equal(storeUrl({ SESSIONPLANE_STORE_ADDR: "s:6379", REDIS_PASSWORD: "p@ss" }), "redis://:p%40ss@s:6379/0");
+  assert.equal(storeUrl({ SESSIONPLANE_STORE_ADDR: "s:6379", REDIS_PASSWORD: "p@ss/:#", REDIS_URL: "redis://:p@ss/:#@s:6379/0" }), "redis://:p%40ss%2F%3A%23@s:6379/0");
+  assert.equal(storeUrl({ SESSIONPLANE_STORE_ADDR: "s:6379" }), "redis://s:6379/0");
   assert.equal(storeUrl({}), "redis://127.0.0.1:6379/0");
   assert.equal(loadConfig({ SESSIONPLANE_SESSION_TTL_SECONDS: "60" }).ttlSeconds, 60);
   assert.equal(loadConfig({}).ttlSeconds, 3600);
