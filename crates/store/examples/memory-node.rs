@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
         loop {
             tick.tick().await;
-            sweeper.expire_sweep(server::memory::now_ms());
+            sweeper.expire_sample(server::memory::now_ms(), 20);
         }
     });
     let srv = server::Server::bind(config).await?;

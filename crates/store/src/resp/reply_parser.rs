@@ -30,7 +30,7 @@ fn line<'a>(
             *pos = start + off + 2;
             Ok(Some(&buf[start..start + off]))
         }
-        None if buf.len() - start > limits.max_inline_len => Err(ProtocolError::TooBigInline),
+        None if buf.len() - start >= limits.max_inline_len + 2 => Err(ProtocolError::TooBigInline),
         None => Ok(None),
     }
 }

@@ -169,7 +169,7 @@ fn take_line(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, ()> {
             buf.advance(2);
             Ok(Some(line))
         }
-        None if buf.len() > max => Err(()),
+        None if buf.len() >= max + 2 => Err(()),
         None => Ok(None),
     }
 }

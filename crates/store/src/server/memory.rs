@@ -107,8 +107,55 @@ impl MemoryBackend {
         }
     }
 
-    /// Active expiry: drops every expired key (Redis samples; a sweep is simpler and
-    /// the in-memory engine serves tests and single nodes).
+    /// Active expiry as Redis does it: look at up to `samples` keys from random SCAN
+    /// positions, drop the expired ones, and go again while more than a quarter of a
+    /// round was expired (at most 16 rounds, so one call stays short). Returns how many
+    /// keys were dropped.
+    pub fn expire_sample(&self, now: u64, samples: usize) -> usize {
+        let mut dropped = 0;
+        for _ in 0..16 {
+            let mut expired = Vec::new();
+            let mut seen = 0;
+            {
+                let ks = self.keyspace.lock();
+                if ks.keys == 0 {
+                    return dropped;
+                }
+                for _ in 0..samples {
+                    let at: u64 = rand::random();
+                    let Some((_, bucket)) = ks
+                        .buckets
+                        .range(at..)
+                        .next()
+                        .or_else(|| ks.buckets.iter().next())
+                    else {
+                        break;
+                    };
+                    for (key, entry) in bucket {
+                        seen += 1;
+                        if !entry.is_live(now) {
+                            expired.push(key.clone());
+                        }
+                    }
+                }
+            }
+            let n = expired.len();
+            let mut ks = self.keyspace.lock();
+            for key in expired {
+                // Checked again under the lock: the key may have been rewritten meanwhile.
+                if ks.get(&key).is_some_and(|e| !e.is_live(now)) {
+                    ks.apply(Mutation::Delete { key });
+                    dropped += 1;
+                }
+            }
+            if n * 4 <= seen {
+                break;
+            }
+        }
+        dropped
+    }
+
+    /// Drops every expired key at once (tests; `expire_sample` is the running form).
     pub fn expire_sweep(&self, now: u64) -> usize {
         let mut ks = self.keyspace.lock();
         let expired: Vec<Vec<u8>> = ks
@@ -233,5 +280,17 @@ mod tests {
             m.call_at(&a("KEYS *"), 1010),
             Reply::Array(vec![Reply::Bulk(b"b".to_vec())])
         );
+        for i in 0..200 {
+            m.call_at(&a(&format!("SET e{i} v PX 10")), 1000);
+        }
+        let mut dropped = 0;
+        for _ in 0..100 {
+            dropped += m.expire_sample(1010, 20);
+        }
+        assert!(
+            dropped > 150,
+            "sampling finds most expired keys, got {dropped}"
+        );
+        assert_eq!(m.stats().keys as usize, 201 - dropped);
     }
 }
