@@ -36,7 +36,7 @@ export function counterPage(info, user, counter) {
     `<h1>Logged in as ${escapeHtml(user)}</h1><p>Your counter:</p><div class="counter" id="counter">${counter}</div>
 <form method="post" action="/increment"><button type="submit">+1</button></form>
 <form method="post" action="/logout"><button type="submit">Log out</button></form>
-<p>Pod: <span class="pod" id="pod">${escapeHtml(info.pod)}</span> (reload to land on another pod)</p>`,
+<p>Pod: <span class="pod" id="pod">${escapeHtml(info.pod)}</span> (any frontend pod can answer: the session is in the store)</p>`,
     footer(info),
   );
 }

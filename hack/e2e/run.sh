@@ -166,6 +166,25 @@ else
   exit 1
 fi
 
+browser_check() {
+  local port=$((18100 + RANDOM % 800)) pf rc=0
+  k -n "$E2E_NS" port-forward "svc/$(e2e_frontend_service)" "$port:80" >"$WORK/port-forward.log" 2>&1 &
+  pf=$!
+  e2e_wait "the port-forward" 20 curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" || rc=1
+  if ((rc == 0)); then
+    timeout 120 node --experimental-websocket --no-warnings "$E2E_REPO/tests/e2e/browser_check.mjs" \
+      "http://127.0.0.1:$port" "${E2E_SCREENSHOTS:-$WORK}" >&2 || rc=1
+  fi
+  kill "$pf" 2>/dev/null || true
+  wait "$pf" 2>/dev/null || true
+  return "$rc"
+}
+if command -v chromium >/dev/null; then
+  check "browser (headless Chromium through kubectl port-forward): log in, +1 three times, reload, counter 3" browser_check
+else
+  e2e_log "no chromium: browser check skipped (apt-get install chromium)"
+fi
+
 lg_start
 sleep "$STEADY_SECONDS"
 check "load generator running: $USERS users logged in" lg_alive
