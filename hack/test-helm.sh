@@ -42,6 +42,12 @@ cleanup
 
 check "helm lint --strict" helm lint --strict "$REPO/charts/sessionplane"
 
+# helm installs a CRD only when it is absent and never upgrades it; bring the cluster's copy up
+# to the chart's so the examples below are checked against the current schema.
+check "chart CRD applies (server-side) over any older copy" \
+  "${K[@]}" apply --server-side --force-conflicts --field-manager=sessionplane-test-helm \
+  -f "$REPO/charts/sessionplane/crds/"
+
 helm install "$REL" "$REPO/charts/sessionplane" -n "$NS" --create-namespace --wait=false \
   --set image.pullPolicy=Never --set replicaCount=2 >/dev/null
 pass "helm install $REL into namespace $NS"
