@@ -77,6 +77,9 @@ kill_shims() {
       rm -f "$SHIM_SOCKET_DIR/$(printf '%s' "$hash" | sha256sum | cut -d' ' -f1)"
     done
   done < <(our_shims)
+  # Shims that died earlier leave their sockets behind; with no shim of any containerd left
+  # on the machine, none of the sockets can be in use.
+  if ! pgrep -f containerd-shim >/dev/null; then rm -f "$SHIM_SOCKET_DIR"/*; fi
   rmdir "$SHIM_SOCKET_DIR" /run/containerd 2>/dev/null || true
 }
 
@@ -114,6 +117,21 @@ clean_iptables() {
       "$save" | grep -vE "^:($OUR_CHAINS)|-j ($OUR_CHAINS)|^-A ($OUR_CHAINS)|[io] $BRIDGE " | "$restore" -w
     fi
   done
+}
+
+# Paths outside the state dir that the kubelet and libcni insist on: the kubelet's device
+# plugin socket and libcni's result cache (entries of the node's network and of loopback).
+remove_fixed_paths() {
+  rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+  rm -f /var/lib/cni/results/sessionplane-* /var/lib/cni/results/cni-loopback-*
+  rmdir /var/lib/kubelet/device-plugins /var/lib/kubelet /var/lib/cni/results /var/lib/cni 2>/dev/null || true
+}
+
+fixed_path_leftovers() {
+  compgen -G "$SHIM_SOCKET_DIR/*" || true
+  compgen -G "/var/lib/cni/results/sessionplane-*" || true
+  compgen -G "/var/lib/cni/results/cni-loopback-*" || true
+  [[ ! -e /var/lib/kubelet/device-plugins/kubelet.sock ]] || echo /var/lib/kubelet/device-plugins/kubelet.sock
 }
 
 remove_cgroups() {
@@ -166,6 +184,7 @@ node_down() {
     delete_links
     clean_iptables
     remove_cgroups
+    remove_fixed_paths
     restore_sysctl
     rm -f "$NODE_OWNER_FILE"
   fi
@@ -191,6 +210,8 @@ cmd_check() {
   [[ $x == 0 ]] || { echo "iptables lines: $x"; left=1; }
   if ip route show "$SERVICE_CIDR" 2>/dev/null | grep -q .; then echo "route: $SERVICE_CIDR"; left=1; fi
   if compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null; then echo "cgroups: $(echo /sys/fs/cgroup/*/kubepods)"; left=1; fi
+  x=$(fixed_path_leftovers | tr '\n' ' ')
+  [[ -z $x ]] || { echo "files: $x"; left=1; }
   [[ ! -f $NODE_OWNER_FILE ]] || { echo "owner file: $NODE_OWNER_FILE ($(node_owner))"; left=1; }
   ((left == 0)) && echo "clean: no node processes, mounts, links, iptables chains, routes or cgroups left"
   return $left
