@@ -70,12 +70,7 @@ e2e_load_images() {
   local tar ctx
   case $E2E_TARGET in
     local)
-      local CONTAINERD_BIN
-      eval "$("$E2E_REPO/hack/node/build.sh" paths)"
-      for tar in "$E2E_OPERATOR_TAR" "$E2E_DEMO_TAR"; do
-        "$CONTAINERD_BIN/ctr" --address "${SESSIONPLANE_STATE:-$E2E_CACHE/cluster}/node/containerd/containerd.sock" \
-          -n k8s.io images import "$tar" >/dev/null 2>&1 || e2e_die "ctr import of $tar failed"
-      done
+      "$E2E_REPO/hack/node/up.sh" import "$E2E_OPERATOR_TAR" "$E2E_DEMO_TAR" >&2 || e2e_die "hack/node/up.sh import failed"
       ;;
     kubeconfig)
       ctx=$(k config current-context 2>/dev/null || true)
