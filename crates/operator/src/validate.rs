@@ -5,12 +5,13 @@
 //! the pod template, which the schema keeps opaque.
 
 use crate::api::patterns;
+use crate::api::PodTemplate;
 use crate::api::{
     AffinityMode, HashSource, IngressDialect, ProviderType, RoutingSpec, SameSite,
     SessionClusterSpec, Strategy, MAX_NAME_LEN,
 };
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use regex::Regex;
+use serde_json::Value;
 use std::sync::LazyLock;
 
 /// Name of the container sessionplane adds to frontend pods for Sticky and Replicated.
@@ -281,11 +282,53 @@ fn validate_frontend(spec: &SessionClusterSpec) -> Result<(), ValidationError> {
     validate_template(&f.template, f.container_name.as_deref(), spec.strategy)
 }
 
+/// Paths of fields in `raw` that do not survive a round trip through the
+/// typed struct: fields PodTemplateSpec does not have (typos, mostly).
+fn unknown_fields(raw: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (raw, typed) {
+        (Value::Object(r), Value::Object(t)) => {
+            for (k, v) in r {
+                let here = format!("{path}.{k}");
+                match t.get(k) {
+                    Some(tv) => unknown_fields(v, tv, &here, out),
+                    None if v.is_null() => {}
+                    None => out.push(here),
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(t)) => {
+            for (i, (rv, tv)) in r.iter().zip(t).enumerate() {
+                unknown_fields(rv, tv, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn validate_template(
-    template: &PodTemplateSpec,
+    raw: &PodTemplate,
     container_name: Option<&str>,
     strategy: Strategy,
 ) -> Result<(), ValidationError> {
+    let template = raw.typed().map_err(|e| ValidationError::Template {
+        reason: format!("is not a valid PodTemplateSpec: {e}"),
+    })?;
+    let round_trip = serde_json::to_value(&template).unwrap_or(Value::Null);
+    let mut unknown = Vec::new();
+    unknown_fields(&Value::Object(raw.0.clone()), &round_trip, "", &mut unknown);
+    if let Some(first) = unknown.first() {
+        return Err(ValidationError::Template {
+            reason: format!(
+                "{} is not a field of a PodTemplateSpec{}",
+                first.trim_start_matches('.'),
+                if unknown.len() > 1 {
+                    format!(" ({} unknown fields in all)", unknown.len())
+                } else {
+                    String::new()
+                }
+            ),
+        });
+    }
     let Some(pod) = &template.spec else {
         return Err(ValidationError::Template {
             reason: "spec is required".into(),

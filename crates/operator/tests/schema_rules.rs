@@ -142,3 +142,62 @@ fn cel_messages_are_the_rule_messages() {
         "{msg}"
     );
 }
+
+/// What the schema cannot see inside the opaque pod template, validate() does.
+#[test]
+fn pod_template_problems_are_reported_not_dropped() {
+    let template = |t: Value| json!({"spec": {"frontend": {"template": t}}});
+    let cases = [
+        (
+            template(
+                json!({"spec": {"containers": [{"name": "web", "image": "a", "imagePullPolcy": "Always"}]}}),
+            ),
+            "spec.containers[0].imagePullPolcy is not a field",
+        ),
+        (
+            template(json!({"spec": {"containers": "web"}})),
+            "is not a valid PodTemplateSpec",
+        ),
+        (
+            template(json!({"spec": {"containers": []}})),
+            "at least one container",
+        ),
+        (
+            json!({"spec": {"frontend": {"containerName": "app"}}}),
+            "no container is named \"app\"",
+        ),
+        (
+            template(
+                json!({"metadata": {"labels": {"sessionplane.dev/cluster": "x"}}, "spec": {"containers": [{"name": "web", "image": "a"}]}}),
+            ),
+            "metadata.labels[\"sessionplane.dev/cluster\"]",
+        ),
+        (
+            json!({"spec": {"strategy": "Sticky", "routing": {"affinity": {"mode": "ClientIP"}}, "frontend": {"template": {"spec": {"containers": [{"name": "sessionplane-agent", "image": "a"}]}}}}}),
+            "reserved for the sessionplane agent",
+        ),
+        (
+            json!({"spec": {"strategy": "Client", "frontend": {"template": {"spec": {"containers": [{"name": "web", "image": "a"}], "volumes": [{"name": "sessionplane-keyring", "emptyDir": {}}]}}}}}),
+            "reserved for the cookie keyring",
+        ),
+    ];
+    for (patch, expected) in cases {
+        // The SessionCluster itself always deserializes: a bad template must
+        // not break the controller's watch.
+        let sc = cluster(patch.clone());
+        let err = validate(&sc.spec).expect_err(expected);
+        let msg = err.to_string();
+        assert!(msg.starts_with("spec.frontend.template"), "{msg}");
+        assert!(msg.contains(expected), "{patch}: {msg}");
+        assert_eq!(err.label(), "invalid_template");
+    }
+    // Fields of the real type, including nested ones, pass.
+    let ok = cluster(template(json!({
+        "metadata": {"labels": {"app": "shop"}, "annotations": {"a": "b"}},
+        "spec": {"containers": [{"name": "web", "image": "a", "imagePullPolicy": "Always",
+            "ports": [{"containerPort": 3000}], "resources": {"limits": {"cpu": "500m"}},
+            "readinessProbe": {"httpGet": {"path": "/", "port": 3000}}}],
+            "nodeSelector": {"disk": "ssd"}}
+    })));
+    assert_eq!(validate(&ok.spec), Ok(()));
+}

@@ -3,6 +3,7 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The frontends: the user's pods, scaled by `kubectl scale sessioncluster` or
 /// a HorizontalPodAutoscaler.
@@ -18,8 +19,7 @@ pub struct FrontendSpec {
     /// spec.template. sessionplane adds its labels, the session-store address
     /// (env SESSIONPLANE_STORE_ADDR, REDIS_URL) and, for strategy Client, the
     /// keyring volume.
-    #[schemars(schema_with = "pod_template_schema")]
-    pub template: PodTemplateSpec,
+    pub template: PodTemplate,
 
     /// Container port the application listens on; the frontend Service and the
     /// routing objects send traffic there.
@@ -40,6 +40,45 @@ fn default_replicas() -> i32 {
 
 fn default_port() -> i32 {
     8080
+}
+
+/// A core/v1 PodTemplateSpec kept as the user wrote it. Holding the raw JSON
+/// rather than k8s-openapi's struct means a template with a typo or a wrong
+/// type still deserializes (so the watch keeps working and the controller can
+/// report the problem: see `crate::validate`), and no field is silently dropped
+/// on the way to the Deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(transparent)]
+pub struct PodTemplate(pub Map<String, Value>);
+
+impl PodTemplate {
+    /// The template as k8s-openapi's type. Unknown fields are dropped here;
+    /// `crate::validate` refuses templates that have any.
+    pub fn typed(&self) -> Result<PodTemplateSpec, serde_json::Error> {
+        serde_json::from_value(Value::Object(self.0.clone()))
+    }
+
+    /// Wraps a typed template (for tests and examples).
+    pub fn from_typed(template: &PodTemplateSpec) -> Result<Self, serde_json::Error> {
+        match serde_json::to_value(template)? {
+            Value::Object(map) => Ok(Self(map)),
+            _ => Ok(Self::default()),
+        }
+    }
+}
+
+impl JsonSchema for PodTemplate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PodTemplate".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        pod_template_schema(generator)
+    }
 }
 
 /// The full PodTemplateSpec schema from k8s-openapi is several hundred

@@ -13,7 +13,7 @@ mod status;
 mod store;
 mod strategy;
 
-pub use frontend::FrontendSpec;
+pub use frontend::{FrontendSpec, PodTemplate};
 pub use routing::{
     AffinityMode, AffinitySpec, CookieSpec, GatewayApiSpec, HashSource, HashSpec, IngressDialect,
     IngressSpec, ParentRef, ProviderSpec, ProviderType, RoutingSpec, SameSite,

@@ -92,7 +92,11 @@ fn pod_template(
     config_hash: &str,
 ) -> Result<serde_json::Value, BuildError> {
     let spec = &owner.sc.spec;
-    let mut template: PodTemplateSpec = spec.frontend.template.clone();
+    let mut template: PodTemplateSpec = spec.frontend.template.typed().map_err(|e| {
+        BuildError::Invalid(ValidationError::Template {
+            reason: format!("is not a valid PodTemplateSpec: {e}"),
+        })
+    })?;
     let mut pod = template.spec.take().ok_or_else(|| {
         BuildError::Invalid(ValidationError::Template {
             reason: "spec is required".into(),
