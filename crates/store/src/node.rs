@@ -17,7 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -78,6 +78,8 @@ pub struct Node {
     apply_lock: tokio::sync::Mutex<()>,
     pub(crate) teaching: Mutex<HashMap<(u32, String), TeachProgress>>,
     pub(crate) started: Instant,
+    /// This node, for background tasks started from `&self` methods.
+    me: Weak<Node>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,7 +173,8 @@ impl Node {
                 .collect();
         }
         let (config_tx, _) = watch::channel(None);
-        Ok(Arc::new(Node {
+        Ok(Arc::new_cyclic(|me| Node {
+            me: me.clone(),
             id: opts.id,
             storage,
             config_tx,
@@ -281,6 +284,42 @@ impl Node {
         self.teaching.lock().retain(|_, t| t.epoch == cfg.epoch);
         self.spawn_teachers(&cfg);
         Ok(cfg.epoch)
+    }
+
+    /// A peer told us it serves the newer epoch `seen`: fetch that configuration from
+    /// it rather than wait for the master's push (which may have missed us). Runs in
+    /// the background: applying a configuration takes partition locks the caller may
+    /// hold.
+    pub(crate) fn refresh_from(&self, addr: &str, seen: u64) {
+        let Some(me) = self.me.upgrade() else { return };
+        if self.epoch() >= seen {
+            return;
+        }
+        let addr = addr.to_string();
+        tokio::spawn(async move {
+            let req = crate::cluster::rpc::Request::FetchConfig;
+            match me.peers.call(&addr, &req, Duration::from_secs(2)).await {
+                Ok(crate::cluster::rpc::Response::Config(json)) => {
+                    match serde_json::from_str::<RingConfig>(&json) {
+                        Ok(cfg) if cfg.epoch > me.epoch() => {
+                            let epoch = cfg.epoch;
+                            match me.apply_config(cfg).await {
+                                Ok(_) => {
+                                    tracing::info!(epoch, %addr, "configuration refreshed from a peer")
+                                }
+                                Err(e) => tracing::debug!(error = %e, "peer configuration refused"),
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "peer sent an unreadable configuration")
+                        }
+                    }
+                }
+                Ok(other) => tracing::debug!(?other, "peer did not send its configuration"),
+                Err(e) => tracing::debug!(error = %e, "configuration refresh failed"),
+            }
+        });
     }
 
     /// Per-partition state for the admin API.

@@ -183,6 +183,22 @@ async fn routes_gathers_migrates_and_fences() {
         );
     }
 
+    // A node that missed a push is refused by its peers (stale epoch), fetches the
+    // newer configuration from them and retries: the client only sees latency.
+    let same = master.assignment.clone();
+    master
+        .push(&same, &vec![Vec::new(); 16], &["n1".to_string()])
+        .await;
+    assert!(n(1).epoch() < master.epoch, "n1 missed the push");
+    for i in 0..40 {
+        let key = format!("sess:{i}");
+        assert_eq!(
+            n(1).call(args(&["GET", &key])).await,
+            Reply::Bulk(format!("v{i}").into_bytes())
+        );
+    }
+    assert_eq!(n(1).epoch(), master.epoch, "n1 caught up from a peer");
+
     // Fencing: an older configuration is refused ...
     let admin = nodes[1].1.admin_addr.to_string();
     let old = serde_json::json!({

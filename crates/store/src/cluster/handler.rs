@@ -68,6 +68,13 @@ impl Node {
                 from,
                 partition,
             } => self.handle_snapshot_done(epoch, &from, partition).await,
+            Request::FetchConfig => match self.config() {
+                Some(cfg) => match serde_json::to_string(&*cfg) {
+                    Ok(json) => Response::Config(json),
+                    Err(e) => Response::Error(e.to_string()),
+                },
+                None => Response::Behind { current: 0 },
+            },
             Request::Count { epoch, partitions } => {
                 if let Err(resp) = self.fence(epoch).await {
                     return resp;

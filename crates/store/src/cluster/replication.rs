@@ -105,7 +105,12 @@ impl Node {
         for (target, ack) in targets.iter().zip(acks) {
             let failure = match ack {
                 Ok(Response::Ok) => continue,
-                Ok(Response::StaleEpoch { current }) => Retry::StaleEpoch(current),
+                Ok(Response::StaleEpoch { current }) => {
+                    if let Some(addr) = addrs.get(target) {
+                        self.refresh_from(addr, current);
+                    }
+                    Retry::StaleEpoch(current)
+                }
                 Ok(Response::Behind { .. }) => Retry::PeerBehind,
                 Ok(other) => Retry::Replication(format!("{target}: {other:?}")),
                 Err(e) => Retry::Replication(format!("{target}: {e}")),

@@ -155,9 +155,18 @@ impl Node {
         };
         match self.peers.call(&addr, &req, FORWARD_TIMEOUT).await {
             Ok(Response::Reply(r)) => Ok(r),
-            Ok(other) => Err(retry_of(other)),
+            Ok(other) => Err(self.retry_from(&addr, other)),
             Err(e) => Err(Retry::Unreachable(e.to_string())),
         }
+    }
+
+    /// The retry a non-answer from the peer at `addr` calls for; a peer on a newer
+    /// epoch is also asked for its configuration.
+    pub(crate) fn retry_from(&self, addr: &str, resp: Response) -> Retry {
+        if let Response::StaleEpoch { current } = resp {
+            self.refresh_from(addr, current);
+        }
+        retry_of(resp)
     }
 
     /// Asks each primary for its partitions' key counts and sums them.
@@ -198,7 +207,7 @@ impl Node {
                 };
                 match self.peers.call(addr, &req, FORWARD_TIMEOUT).await {
                     Ok(Response::Count(n)) => Ok(n),
-                    Ok(other) => Err(retry_of(other)),
+                    Ok(other) => Err(self.retry_from(addr, other)),
                     Err(e) => Err(Retry::Unreachable(e.to_string())),
                 }
             }
@@ -348,7 +357,7 @@ impl Node {
         };
         match self.peers.call(&addr, &req, FORWARD_TIMEOUT).await {
             Ok(Response::Scan { keys, next }) => Ok((keys, next)),
-            Ok(other) => Err(retry_of(other)),
+            Ok(other) => Err(self.retry_from(&addr, other)),
             Err(e) => Err(Retry::Unreachable(e.to_string())),
         }
     }

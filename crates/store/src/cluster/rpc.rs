@@ -66,11 +66,15 @@ pub enum Request {
         pattern: Option<Vec<u8>>,
         kind: Option<String>,
     },
+    /// The receiver's current ring configuration (a node that learned from a peer's
+    /// `StaleEpoch` that it is behind catches up without waiting for the master).
+    FetchConfig,
 }
 
 impl Request {
     pub fn epoch(&self) -> u64 {
         match self {
+            Request::FetchConfig => 0,
             Request::Forward { epoch, .. }
             | Request::Replicate { epoch, .. }
             | Request::LearnStart { epoch, .. }
@@ -92,6 +96,8 @@ pub enum Response {
         keys: Vec<Vec<u8>>,
         next: Option<u64>,
     },
+    /// JSON of a `RingConfig`.
+    Config(String),
     /// The sender's epoch is older than the receiver's.
     StaleEpoch {
         current: u64,
