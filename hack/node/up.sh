@@ -7,7 +7,8 @@
 #
 #   hack/node/up.sh              build what is missing, start (or reuse a healthy) node
 #   hack/node/up.sh status       show the node's processes and readiness
-#   hack/node/up.sh import TAR…  import OCI image tarballs into the running node
+#   hack/node/up.sh import TAR…  import OCI image tarballs into the running node (and again
+#                                after every fresh start: they are listed in $STATE/node-images.list)
 # SESSIONPLANE_NODE_IMAGES="a.tar b.tar" makes every `up` import those tarballs too.
 set -euo pipefail
 # shellcheck source=hack/node/lib.sh
@@ -202,11 +203,29 @@ import_tarballs() { # tar...: into containerd's k8s.io namespace, unpacked for t
   done
 }
 
-# The node's own images, plus SESSIONPLANE_NODE_IMAGES (space-separated tarball paths): a
-# fresh start wipes containerd's store, so images a caller needs are imported on every up.
+# Tarballs imported with `up.sh import`, kept outside the node's state dir so that a fresh
+# start (which wipes containerd's store) imports them again.
+IMAGE_LIST=$STATE/node-images.list
+
+remember_tarballs() {
+  local tar
+  touch "$IMAGE_LIST"
+  for tar in "$@"; do
+    tar=$(realpath "$tar")
+    grep -qxF -- "$tar" "$IMAGE_LIST" || printf '%s\n' "$tar" >>"$IMAGE_LIST"
+  done
+}
+
+# The node's own images, the remembered ones that still exist, and SESSIONPLANE_NODE_IMAGES
+# (space-separated tarball paths).
 import_images() {
-  local extra=()
+  local extra=() tar
   read -r -a extra <<<"${SESSIONPLANE_NODE_IMAGES:-}"
+  if [[ -f $IMAGE_LIST ]]; then
+    while read -r tar; do
+      if [[ -f $tar ]]; then extra+=("$tar"); else node_log "skipping vanished image tarball $tar"; fi
+    done <"$IMAGE_LIST"
+  fi
   import_tarballs "$PAUSE_TAR" "$COREDNS_TAR" "${extra[@]}"
 }
 
@@ -534,6 +553,7 @@ case ${1:-up} in
     shift
     node_k8s_paths
     import_tarballs "$@"
+    remember_tarballs "$@"
     ;;
-  *) sed -n '8,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '8,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
