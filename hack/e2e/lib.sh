@@ -61,8 +61,14 @@ e2e_cluster_up() {
 }
 
 # Builds both image tarballs (each script skips work when nothing changed).
+# E2E_OPERATOR_IMAGE_TAR names an already built sessionplane image tarball instead.
 e2e_build_images() {
-  E2E_OPERATOR_TAR=$("$E2E_REPO/hack/image.sh") || e2e_die "hack/image.sh failed"
+  if [[ -n ${E2E_OPERATOR_IMAGE_TAR:-} ]]; then
+    [[ -f $E2E_OPERATOR_IMAGE_TAR ]] || e2e_die "E2E_OPERATOR_IMAGE_TAR=$E2E_OPERATOR_IMAGE_TAR does not exist"
+    E2E_OPERATOR_TAR=$E2E_OPERATOR_IMAGE_TAR
+  else
+    E2E_OPERATOR_TAR=$("$E2E_REPO/hack/image.sh") || e2e_die "hack/image.sh failed"
+  fi
   E2E_DEMO_TAR=$("$E2E_REPO/hack/e2e/demo-image.sh") || e2e_die "hack/e2e/demo-image.sh failed"
 }
 

@@ -41,6 +41,10 @@ check() { # description cmd...
 finish() {
   local rc=$?
   [[ -n $LG_PID ]] && kill "$LG_PID" 2>/dev/null || true
+  if ((rc != 0 && FAILED == 0)); then
+    FAILED=1
+    RESULTS+=("FAIL aborted (exit $rc): see the ERROR above")
+  fi
   echo
   echo "=== sessionplane e2e ($E2E_TARGET) ==="
   printf '%s\n' "${RESULTS[@]}"
