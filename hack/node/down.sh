@@ -173,22 +173,28 @@ node_down() {
     node_log "machine-wide node resources belong to $(node_owner)$(foreign_kubelet_state); cleaning only $NODE_STATE"
   fi
   for c in kube-proxy kube-scheduler kubelet; do node_stop "$c"; done
-  if $owner; then kill_pods; fi
+  if $owner; then step kill_pods; fi
   # A graceful containerd stop first, so it can record what it knows; then the shims.
   node_stop containerd
-  kill_shims
-  if $owner; then kill_pods; fi
+  step kill_shims
+  if $owner; then step kill_pods; fi
   node_stop apiserver-forward
-  unmount_all
+  step unmount_all
   if $owner; then
-    delete_links
-    clean_iptables
-    remove_cgroups
-    remove_fixed_paths
-    restore_sysctl
+    step delete_links
+    step clean_iptables
+    step remove_cgroups
+    step remove_fixed_paths
+    step restore_sysctl
     rm -f "$NODE_OWNER_FILE"
   fi
-  remove_state
+  step remove_state
+}
+
+step() { # name: run one teardown step and log how long it took
+  local t0=$SECONDS
+  "$@"
+  node_log "teardown: $* ($((SECONDS - t0))s)"
 }
 
 cmd_check() {
