@@ -5,6 +5,8 @@
 # Import it with `ctr -n k8s.io images import <tar>` or `kind load image-archive <tar>`.
 #
 #   hack/image.sh          build the binary (if changed) and the tarball; print its path
+#                          SESSIONPLANE_IMAGE_SOURCE=head builds the committed HEAD instead of
+#                          the working tree (others' half-edited files cannot break it)
 #   hack/image.sh path     print the tarball path only
 #   hack/image.sh verify   check the tarball's digests and contents
 set -euo pipefail
@@ -19,12 +21,22 @@ TARBALL=$CACHE/images/sessionplane-$VERSION.tar
 REF=$IMAGE_REPOSITORY:$VERSION
 
 build() {
-  local t0=$SECONDS bin
+  local t0=$SECONDS bin src=$REPO target_dir=${CARGO_TARGET_DIR:-$REPO/target} locked=--locked
+  if [[ ${SESSIONPLANE_IMAGE_SOURCE:-worktree} == head ]]; then
+    src=$CACHE/image-src
+    rm -rf "$src" && mkdir -p "$src"
+    git -C "$REPO" archive HEAD | tar -x -C "$src"
+    # The working tree's lock file is the one every build here resolved with; the committed
+    # one may lag behind a dependency someone added, so let cargo settle the difference.
+    cp "$REPO/Cargo.lock" "$src/Cargo.lock"
+    locked=
+    echo "image: building committed $(git -C "$REPO" rev-parse --short HEAD)" >&2
+  fi
   # --target keeps RUSTFLAGS off build scripts and proc macros, and keeps these artifacts
   # apart from the host builds everyone else shares in target/.
-  (cd "$REPO" && RUSTFLAGS='-C target-feature=+crt-static' \
-    cargo build --release --locked --target "$TARGET" --bin sessionplane)
-  bin=${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/release/sessionplane
+  (cd "$src" && CARGO_TARGET_DIR=$target_dir RUSTFLAGS='-C target-feature=+crt-static' \
+    cargo build --release $locked --target "$TARGET" --bin sessionplane)
+  bin=$target_dir/$TARGET/release/sessionplane
   if ldd "$bin" >/dev/null 2>&1; then
     echo "image: $bin is dynamically linked; refusing to put it in a scratch image" >&2
     exit 1
@@ -41,5 +53,5 @@ case ${1:-build} in
   path) echo "$TARBALL" ;;
   ref) echo "$REF" ;;
   verify) python3 "$REPO/hack/lib/oci_image.py" verify "$TARBALL" ;;
-  *) sed -n '7,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
