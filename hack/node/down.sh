@@ -3,7 +3,8 @@
 # (daemons, containerd shims, pod processes), every mount under the node's state dir (kubelet
 # volumes, container root filesystems, network namespaces), the bridge and its veths, the
 # iptables chains kube-proxy, the kubelet, CNI and up.sh created, the service route, the pod
-# cgroups, and the node's state (the certificates are kept). ip_forward gets its old value.
+# cgroups, and the node's state (the certificates and the last logs are kept). ip_forward
+# gets its old value.
 #
 #   hack/node/down.sh              the node, then the control plane (hack/cluster.sh down)
 #   hack/node/down.sh --node-only  the node only; the control plane keeps running
@@ -152,7 +153,8 @@ remove_state() {
   [[ -d $NODE_STATE ]] || return 0
   local e
   for e in "$NODE_STATE"/* "$NODE_STATE"/.[!.]*; do
-    [[ -e $e && $e != "$NODE_PKI" ]] || continue
+    # The certificates are reused; the logs stay for a post-mortem (up.sh rotates them).
+    [[ -e $e && $e != "$NODE_PKI" && $e != "$NODE_LOGS" && $e != "$NODE_LOGS.prev" ]] || continue
     # Never follow into something still mounted: rm -rf through a live bind mount would
     # delete the host's files.
     if mounts_under_state | grep -F "$e" >/dev/null; then
@@ -227,5 +229,5 @@ case ${1:-} in
   "") node_down; "$NODE_REPO/hack/cluster.sh" down ;;
   --node-only) node_down ;;
   check) cmd_check ;;
-  *) sed -n '8,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '9,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

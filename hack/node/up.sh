@@ -509,6 +509,7 @@ cmd_up() {
   node_claim_machine
   preflight
   mkdir -p "$NODE_STATE"
+  if [[ -d $NODE_LOGS ]]; then rm -rf "$NODE_LOGS.prev" && mv "$NODE_LOGS" "$NODE_LOGS.prev"; fi
   gen_node_pki
   setup_network
   write_cni_config
