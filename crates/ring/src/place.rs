@@ -131,10 +131,12 @@ pub fn place(
         limits.balanced_share,
         limits.replica_cap,
     );
-    state.fill(&[(true, floor), (true, share), (false, floor), (false, share)]);
-    if !state.repair(share, true) {
+    state.fill(&[(true, floor), (true, share)]);
+    state.repair(share, Shift::FreshSameZoneRule);
+    state.fill(&[(false, floor), (false, share)]);
+    if !state.repair(share, Shift::Fresh) {
         state.fill(&[(false, cap)]);
-        if !state.repair(cap, false) {
+        if !state.repair(cap, Shift::Any) {
             let short = state
                 .sets
                 .iter()
@@ -231,9 +233,20 @@ impl Nodes {
     }
 }
 
-/// How much a pull prefers a (partition, donor): keeps zones spread, donor load, restores
-/// a previous pair, leaves the previous primary alone, rendezvous score.
-type PullPreference = (bool, u64, bool, bool, u64);
+/// How much a pull prefers a partition of a donor: keeps zones spread, restores a
+/// previous pair, leaves the previous primary alone, rendezvous score.
+type PullPreference = (bool, bool, bool, u64);
+
+/// Which replicas an augmenting path may shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shift {
+    /// Only pairs added by this placement, and only where zones stay distinct.
+    FreshSameZoneRule,
+    /// Only pairs added by this placement (shifting them costs no extra copy).
+    Fresh,
+    /// Any pair, kept ones included (last resort; costs extra copies).
+    Any,
+}
 
 /// Working state: replica sets as node indices, and per-node loads.
 struct State<'a> {
@@ -320,14 +333,24 @@ impl<'a> State<'a> {
     }
 
     /// Fill the slots greedy filling left empty with augmenting paths that reach a node
-    /// below `limit`; with `fresh_only`, a path only shifts pairs added by this placement
-    /// (not kept ones), so it costs no extra moves. Returns whether all slots are filled.
-    fn repair(&mut self, limit: u64, fresh_only: bool) -> bool {
+    /// below `limit`. Returns whether all slots are filled.
+    fn repair(&mut self, limit: u64, shift: Shift) -> bool {
         let replicas = self.limits.replicas as usize;
         let mut complete = true;
+        // Nodes a failed search explored, from which no path was found. Skipping them as
+        // starting points makes a hopeless pass (e.g. zones too unbalanced to spread)
+        // cost one search instead of one per slot. Edges via the searched partition
+        // are excluded, so this is a heuristic: only the best-effort passes use it.
+        let mut dead_ends = vec![false; self.nodes.ids.len()];
+        let use_dead_ends = shift != Shift::Any;
         for p in 0..self.sets.len() {
             while self.sets[p].len() < replicas {
-                if !self.augment_replica(p, limit, fresh_only) {
+                let skip = if use_dead_ends {
+                    Some(&mut dead_ends)
+                } else {
+                    None
+                };
+                if !self.augment_replica(p, limit, shift, skip) {
                     complete = false;
                     break;
                 }
@@ -340,11 +363,26 @@ impl<'a> State<'a> {
     /// in `p` joins `p` and hands one of its partitions q0 to X1, which hands q1 to X2,
     /// ..., ending at a node below `limit`. Every node's load is unchanged except the
     /// last, which gains one, and every replica set stays distinct.
-    fn augment_replica(&mut self, p: usize, limit: u64, fresh_only: bool) -> bool {
+    fn augment_replica(
+        &mut self,
+        p: usize,
+        limit: u64,
+        shift: Shift,
+        mut dead_ends: Option<&mut Vec<bool>>,
+    ) -> bool {
         let n = self.nodes.ids.len();
         let cap = limit;
+        let fresh_only = shift != Shift::Any;
+        let zone_rule = shift == Shift::FreshSameZoneRule;
         let mut parent: Vec<Option<(usize, usize)>> = vec![None; n];
-        let starts: Vec<usize> = (0..n).filter(|x| !self.sets[p].contains(x)).collect();
+        let starts: Vec<usize> = (0..n)
+            .filter(|&x| !self.sets[p].contains(&x))
+            .filter(|&x| !zone_rule || self.zone_fits(p, x, None))
+            .filter(|&x| dead_ends.as_ref().is_none_or(|d| !d[x]))
+            .collect();
+        // With the zone rule, each partition is shifted at most once per search, so
+        // the zone checks made against the current sets stay valid for the whole path.
+        let mut used_partition = vec![false; self.sets.len()];
         if let Some(&x) = starts.iter().find(|&&x| self.load[x] < cap) {
             self.sets[p].push(x);
             self.load[x] += 1;
@@ -355,29 +393,56 @@ impl<'a> State<'a> {
             visited[x] = true;
         }
         let mut queue: VecDeque<usize> = starts.into();
-        while let Some(x) = queue.pop_front() {
-            for q in 0..self.sets.len() {
+        let mut end = None;
+        'search: while let Some(x) = queue.pop_front() {
+            for (q, used) in used_partition.iter_mut().enumerate() {
                 if q == p
                     || !self.sets[q].contains(&x)
                     || (fresh_only && self.previous[q].contains(&x))
+                    || (zone_rule && *used)
                 {
                     continue;
                 }
                 for y in 0..n {
-                    if visited[y] || self.sets[q].contains(&y) {
+                    if visited[y]
+                        || self.sets[q].contains(&y)
+                        || (zone_rule && !self.zone_fits(q, y, Some(x)))
+                    {
                         continue;
                     }
+                    *used = true;
                     visited[y] = true;
                     parent[y] = Some((x, q));
                     if self.load[y] < cap {
-                        self.shift_along(p, y, &parent);
-                        return true;
+                        end = Some(y);
+                        break 'search;
                     }
                     queue.push_back(y);
                 }
             }
         }
+        if let Some(y) = end {
+            self.shift_along(p, y, &parent);
+            if let Some(dead) = dead_ends.as_mut() {
+                dead.fill(false);
+            }
+            return true;
+        }
+        if let Some(dead) = dead_ends.as_mut() {
+            for (d, v) in dead.iter_mut().zip(&visited) {
+                *d |= *v;
+            }
+        }
         false
+    }
+
+    /// Whether `node` joining partition `p` (in place of `replacing`, if given) keeps
+    /// the replicas of `p` in distinct zones.
+    fn zone_fits(&self, p: usize, node: usize, replacing: Option<usize>) -> bool {
+        self.sets[p]
+            .iter()
+            .filter(|&&o| Some(o) != replacing)
+            .all(|&o| self.nodes.zones[o] != self.nodes.zones[node])
     }
 
     fn shift_along(&mut self, p: usize, end: usize, parent: &[Option<(usize, usize)>]) {
@@ -395,46 +460,62 @@ impl<'a> State<'a> {
     /// Raise every node below the floor share to it by replacing, in some partition, a
     /// replica on a node above the floor. Such a partition always exists: the donor holds
     /// more partitions than the receiver. Each step lowers the total deficit by one.
+    /// Zone-keeping replacements come first; among them, the most loaded donor gives.
     fn pull_to_floor(&mut self) {
         let floor = self.limits.floor_share;
         let n = self.nodes.ids.len();
-        loop {
-            let receiver = (0..n)
-                .filter(|&u| self.load[u] < floor)
-                .min_by_key(|&u| (self.load[u], u));
-            let Some(u) = receiver else { return };
-            let mut best: Option<(PullPreference, usize, usize)> = None;
-            for q in 0..self.sets.len() {
-                if self.sets[q].contains(&u) {
+        while let Some(u) = (0..n)
+            .filter(|&u| self.load[u] < floor)
+            .min_by_key(|&u| (self.load[u], u))
+        {
+            // Candidates per donor, best last. Pulling into one partition does not change
+            // any other, so the preferences stay valid while `u` is being filled.
+            let mut by_donor: Vec<Vec<(PullPreference, usize)>> = vec![Vec::new(); n];
+            for (q, set) in self.sets.iter().enumerate() {
+                if set.contains(&u) {
                     continue;
                 }
-                for &v in &self.sets[q] {
-                    if self.load[v] <= floor {
-                        continue;
-                    }
-                    let zone_ok = self.sets[q]
-                        .iter()
-                        .all(|&o| o == v || self.nodes.zones[o] != self.nodes.zones[u]);
-                    let restores = self.previous[q].contains(&u);
-                    let keeps_primary = self.previous[q].first() != Some(&v);
+                for &v in set {
                     let key = (
-                        zone_ok,
-                        self.load[v],
-                        restores,
-                        keeps_primary,
+                        self.zone_fits(q, u, Some(v)),
+                        self.previous[q].contains(&u),
+                        self.previous[q].first() != Some(&v),
                         self.score(q, u),
                     );
-                    if best.as_ref().is_none_or(|(k, _, _)| key > *k) {
-                        best = Some((key, q, v));
-                    }
+                    by_donor[v].push((key, q));
                 }
             }
-            let Some((_, q, v)) = best else { return };
-            if let Some(slot) = self.sets[q].iter_mut().find(|s| **s == v) {
-                *slot = u;
+            for list in &mut by_donor {
+                list.sort();
             }
-            self.load[v] -= 1;
-            self.load[u] += 1;
+            let before = self.load[u];
+            for zone_pass in [true, false] {
+                while self.load[u] < floor {
+                    let donor = (0..n)
+                        .filter(|&v| self.load[v] > floor)
+                        .filter(|&v| {
+                            by_donor[v]
+                                .iter()
+                                .any(|(k, q)| (k.0 || !zone_pass) && !self.sets[*q].contains(&u))
+                        })
+                        .max_by_key(|&v| (self.load[v], std::cmp::Reverse(v)));
+                    let Some(v) = donor else { break };
+                    let pick = by_donor[v]
+                        .iter()
+                        .rposition(|(k, q)| (k.0 || !zone_pass) && !self.sets[*q].contains(&u));
+                    let Some(i) = pick else { break };
+                    let (_, q) = by_donor[v].remove(i);
+                    if let Some(slot) = self.sets[q].iter_mut().find(|s| **s == v) {
+                        *slot = u;
+                    }
+                    self.load[v] -= 1;
+                    self.load[u] += 1;
+                }
+            }
+            if self.load[u] == before {
+                // Cannot happen (see above); never loop forever if it somehow does.
+                return;
+            }
         }
     }
 
@@ -510,13 +591,19 @@ impl<'a> State<'a> {
     fn pull_primaries_to_floor(&self, primary: &mut [Option<usize>], pload: &mut [u64]) {
         let n = self.nodes.ids.len();
         let floor = primary.len() as u64 / n as u64;
+        let mut holds: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (q, set) in self.sets.iter().enumerate() {
+            for &x in set {
+                holds[x].push(q);
+            }
+        }
         let mut stuck = vec![false; n];
         loop {
             let receiver = (0..n)
                 .filter(|&u| pload[u] < floor && !stuck[u])
                 .min_by_key(|&u| (pload[u], u));
             let Some(u) = receiver else { return };
-            if !self.pull_primary(u, floor, primary, pload) {
+            if !self.pull_primary(u, floor, &holds, primary, pload) {
                 stuck[u] = true;
             }
         }
@@ -526,6 +613,7 @@ impl<'a> State<'a> {
         &self,
         u: usize,
         floor: u64,
+        holds: &[Vec<usize>],
         primary: &mut [Option<usize>],
         pload: &mut [u64],
     ) -> bool {
@@ -538,9 +626,9 @@ impl<'a> State<'a> {
         while let Some(x) = queue.pop_front() {
             let mut best: Option<((u64, u64), usize, usize)> = None;
             let mut next = Vec::new();
-            for (q, set) in self.sets.iter().enumerate() {
+            for &q in &holds[x] {
                 let Some(v) = primary[q] else { continue };
-                if v == x || visited[v] || !set.contains(&x) {
+                if v == x || visited[v] {
                     continue;
                 }
                 if pload[v] > floor {
