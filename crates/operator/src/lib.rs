@@ -2,6 +2,13 @@
 
 pub mod api;
 pub mod build;
+pub mod controller;
+pub mod error;
+pub mod http;
+pub mod leader;
+pub mod metrics;
+pub mod runtime;
+pub mod status;
 pub mod validate;
 
 /// Command-line arguments of `sessionplane operator`.
@@ -14,7 +21,38 @@ pub struct OperatorArgs {
         default_value = "0.0.0.0:8080"
     )]
     pub metrics_addr: std::net::SocketAddr,
+
+    /// Watch SessionClusters in this namespace only (all namespaces when unset).
+    #[arg(long, env = "SESSIONPLANE_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
+    /// Elect a leader on a Lease so several replicas can run; off only for a single replica.
+    #[arg(long, env = "SESSIONPLANE_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+
+    /// Namespace of the leader-election Lease (default: POD_NAMESPACE, the service
+    /// account's namespace, the watched namespace, else `default`).
+    #[arg(long, env = "SESSIONPLANE_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "SESSIONPLANE_LEASE_NAME",
+        default_value = "sessionplane-operator"
+    )]
+    pub lease_name: String,
+
+    /// Image of store nodes and agents when a SessionCluster names none: the operator's own.
+    #[arg(long, env = "SESSIONPLANE_IMAGE", default_value = DEFAULT_IMAGE)]
+    pub image: String,
 }
+
+/// The image this build of the operator is published as.
+pub const DEFAULT_IMAGE: &str = concat!(
+    "docker.io/sessionplane/sessionplane:",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// The CustomResourceDefinition YAML, as written to `crds/`.
 pub fn crd_yaml() -> anyhow::Result<String> {
@@ -22,7 +60,47 @@ pub fn crd_yaml() -> anyhow::Result<String> {
     Ok(serde_yaml::to_string(&api::SessionCluster::crd())?)
 }
 
-/// Runs the operator until SIGTERM.
-pub async fn run(_args: OperatorArgs) -> anyhow::Result<()> {
-    anyhow::bail!("operator: under construction")
+/// Runs the operator until SIGTERM or SIGINT. The client comes from the environment
+/// (KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    let settings = runtime::Settings {
+        metrics_addr: args.metrics_addr,
+        lease_namespace: args
+            .lease_namespace
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
+            .or_else(in_cluster_namespace)
+            .or_else(|| args.watch_namespace.clone())
+            .unwrap_or_else(|| "default".to_owned()),
+        watch_namespace: args.watch_namespace,
+        lease_name: args.lease_name,
+        identity: leader::decision::identity(
+            std::env::var("POD_NAME").ok().as_deref(),
+            hostname().as_deref(),
+            std::process::id(),
+        ),
+        timings: leader::Timings::default(),
+        leader_election: args.leader_election,
+        image: args.image,
+    };
+    runtime::run_until_signal(client, settings).await
+}
+
+fn in_cluster_namespace() -> Option<String> {
+    std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
 }

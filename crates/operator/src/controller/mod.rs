@@ -1,0 +1,373 @@
+//! The SessionCluster controller: read → validate → build → apply → prune → status.
+
+pub mod apply;
+pub mod inputs;
+pub mod kinds;
+pub mod status_writer;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use std::sync::Mutex;
+use tracing::Instrument;
+
+use crate::api::SessionCluster;
+use crate::build::BuildError;
+use crate::error::{backoff_delay, Error};
+use crate::metrics::Metrics;
+use crate::status::{Observation, Role, Workload};
+use apply::Outcome;
+use kinds::{KindKey, Kinds};
+
+/// How long an invalid SessionCluster waits before it is looked at again (a spec change
+/// triggers a reconcile at once; this is only a safety net, so no hot loop).
+pub const INVALID_REQUEUE: Duration = Duration::from_secs(600);
+/// Periodic resync of a healthy SessionCluster, to catch drift a watch could miss.
+pub const RESYNC: Duration = Duration::from_secs(600);
+/// Label every owned object carries besides the cluster label.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sessionplane";
+
+/// Where the controller looks and who it says it is.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Watch only this namespace; all namespaces when `None`.
+    pub namespace: Option<String>,
+    /// `reportingInstance` of the Events (the leader identity).
+    pub instance: String,
+    /// Image of store nodes and agents when the spec names none (the operator's own).
+    pub default_image: String,
+}
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub kinds: Kinds,
+    pub metrics: Metrics,
+    pub default_image: String,
+    recorder: Recorder,
+    /// Consecutive failures per object (namespace/name), for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, kinds: Kinds, metrics: Metrics, config: &ControllerConfig) -> Self {
+        let reporter = Reporter {
+            controller: "sessionplane-operator".into(),
+            instance: Some(config.instance.clone()),
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            kinds,
+            metrics,
+            default_image: config.default_image.clone(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn event(
+        &self,
+        sc: &SessionCluster,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(truncate(note, 1000)),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        if let Err(err) = self.recorder.publish(&ev, &sc.object_ref(&())).await {
+            tracing::warn!(error = %err, reason, "publishing an Event failed");
+        }
+    }
+}
+
+/// The owned kinds as discovery keys.
+pub fn owned_kind_keys() -> Vec<KindKey> {
+    crate::build::owned_kinds()
+        .into_iter()
+        .map(|(api_version, kind)| KindKey::new(api_version, kind))
+        .collect()
+}
+
+/// Runs the controller until `shutdown` resolves, then lets running reconciles finish.
+/// `on_synced` is called once the SessionCluster cache has its first full list.
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    on_synced: impl FnOnce() + Send + 'static,
+) -> Result<(), Error> {
+    let kinds = Kinds::discover(&client, &owned_kind_keys()).await?;
+    tracing::info!(
+        served = kinds.served().count(),
+        missing = ?kinds.missing().iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "discovered the owned kinds"
+    );
+    let sc_api: Api<SessionCluster> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let owned_config = watcher::Config::default().labels(MANAGED_BY);
+    let mut controller = Controller::new(sc_api, watcher::Config::default());
+    for (_key, ar) in kinds.served() {
+        let api: Api<DynamicObject> = match &config.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+            None => Api::all_with(client.clone(), ar),
+        };
+        controller = controller.owns_with(api, ar.clone(), owned_config.clone());
+    }
+    let store = controller.store();
+    tokio::spawn(async move {
+        // Polled rather than awaited: the store's readiness signal keeps a single waker,
+        // and the controller's own runner waits on it too, so a second waiter may never
+        // be woken (kube-runtime 5). A poll after the first list always sees it.
+        loop {
+            match store.wait_until_ready().now_or_never() {
+                Some(Ok(())) => return on_synced(),
+                Some(Err(_)) => return,
+                None => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let ctx = Arc::new(Context::new(client, kinds, metrics, &config));
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _action)) => tracing::debug!(object = %obj, "reconciled"),
+                Err(err) => tracing::warn!(error = %err, "controller stream error"),
+            }
+        })
+        .await;
+    Ok(())
+}
+
+fn key_of(sc: &SessionCluster) -> String {
+    format!("{}/{}", sc.namespace().unwrap_or_default(), sc.name_any())
+}
+
+/// One reconcile, with its span, metrics and failure bookkeeping.
+pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = tracing::info_span!(
+        "reconcile",
+        name = %sc.name_any(),
+        namespace = %sc.namespace().unwrap_or_default(),
+        generation = sc.metadata.generation.unwrap_or_default()
+    );
+    async move {
+        let started = Instant::now();
+        let result = reconcile_pipeline(&sc, &ctx).await;
+        let took = started.elapsed();
+        match &result {
+            Ok(Reconciled::Applied) => {
+                lock(&ctx.failures).remove(&key_of(&sc));
+                ctx.metrics.reconciled("ok", took);
+            }
+            Ok(Reconciled::Invalid) => {
+                lock(&ctx.failures).remove(&key_of(&sc));
+                ctx.metrics.reconciled("invalid", took);
+            }
+            Ok(Reconciled::Deleting) => ctx.metrics.reconciled("ok", took),
+            Err(err) => {
+                ctx.metrics.reconciled("error", took);
+                ctx.metrics.error(err.label());
+                tracing::warn!(error = %err, label = err.label(), "reconcile failed");
+                ctx.event(&sc, EventType::Warning, err.reason(), "Reconcile", err.to_string()).await;
+                let failure = Some((err.reason().to_owned(), err.to_string()));
+                if let Err(status_err) = status_writer::write_failure(&ctx.client, &sc, failure).await {
+                    tracing::warn!(error = %status_err, "recording the failure in the status failed");
+                }
+            }
+        }
+        result.map(|r| match r {
+            Reconciled::Applied => Action::requeue(RESYNC),
+            Reconciled::Invalid => Action::requeue(INVALID_REQUEUE),
+            Reconciled::Deleting => Action::await_change(),
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+/// Per-object exponential backoff.
+pub fn error_policy(sc: Arc<SessionCluster>, _err: &Error, ctx: Arc<Context>) -> Action {
+    let mut failures = lock(&ctx.failures);
+    let n = failures.entry(key_of(&sc)).or_insert(0);
+    *n = n.saturating_add(1);
+    Action::requeue(backoff_delay(*n))
+}
+
+enum Reconciled {
+    Applied,
+    Invalid,
+    Deleting,
+}
+
+async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconciled, Error> {
+    let namespace = sc
+        .namespace()
+        .ok_or_else(|| Error::MissingNamespace(sc.name_any()))?;
+    if sc.meta().deletion_timestamp.is_some() {
+        // Owner references hand the owned objects to the garbage collector.
+        return Ok(Reconciled::Deleting);
+    }
+
+    let name = sc.name_any();
+    let checked =
+        crate::validate::validate_name(&name).and_then(|()| crate::validate::validate(&sc.spec));
+    if let Err(invalid) = checked {
+        return report_invalid(sc, ctx, invalid.to_string()).await;
+    }
+
+    let inputs = inputs::read_or_generate(&ctx.client, sc, &ctx.default_image).await?;
+    let desired = match crate::build::desired_objects(sc, &inputs) {
+        Ok(d) => d,
+        // Mistakes in the spec that only the builders see are the user's to fix, like
+        // the ones validate() finds: report them, do not retry in a loop.
+        Err(e @ (BuildError::Invalid(_) | BuildError::AnnotationConflict { .. })) => {
+            return report_invalid(sc, ctx, e.to_string()).await;
+        }
+        Err(e) => return Err(Error::Build(e)),
+    };
+
+    let mut keep: BTreeMap<KindKey, BTreeSet<String>> = BTreeMap::new();
+    let mut workloads = Vec::new();
+    for d in &desired {
+        let key = KindKey::new(&d.api_version, &d.kind);
+        keep.entry(key.clone()).or_default().insert(d.name.clone());
+        let Some(ar) = ctx.kinds.get(&key) else {
+            tracing::warn!(kind = %key, name = %d.name, "kind not served by the API server; skipped");
+            ctx.event(
+                sc,
+                EventType::Warning,
+                "KindNotInstalled",
+                "Apply",
+                format!(
+                    "{} {} skipped: {key} is not served by the API server (install its CRD)",
+                    d.kind, d.name
+                ),
+            )
+            .await;
+            continue;
+        };
+        let (outcome, live) = apply::apply(&ctx.client, ar, &namespace, &d.name, &d.object).await?;
+        match outcome {
+            Outcome::Created => {
+                tracing::info!(kind = %d.kind, name = %d.name, "created");
+                ctx.event(
+                    sc,
+                    EventType::Normal,
+                    "Created",
+                    "Apply",
+                    format!("created {} {}", d.kind, d.name),
+                )
+                .await;
+            }
+            Outcome::Updated => {
+                tracing::info!(kind = %d.kind, name = %d.name, "updated");
+                ctx.event(
+                    sc,
+                    EventType::Normal,
+                    "Updated",
+                    "Apply",
+                    format!("updated {} {}", d.kind, d.name),
+                )
+                .await;
+            }
+            Outcome::Unchanged => tracing::debug!(kind = %d.kind, name = %d.name, "unchanged"),
+        }
+        let role = match d.kind.as_str() {
+            "Deployment" => Some(Role::Frontend),
+            "StatefulSet" => Some(Role::Store),
+            _ => None,
+        };
+        if let Some(role) = role {
+            let value = serde_json::to_value(&live).map_err(|source| Error::Serialize {
+                what: format!("{} {}", d.kind, d.name),
+                source,
+            })?;
+            workloads.push((Workload::from_object(role, &value), value));
+        }
+    }
+
+    let uid = sc.uid().unwrap_or_default();
+    for (key, ar) in ctx.kinds.served() {
+        let empty = BTreeSet::new();
+        let keep_names = keep.get(key).unwrap_or(&empty);
+        let deleted = apply::prune(
+            &ctx.client,
+            ar,
+            &namespace,
+            &sc.name_any(),
+            &uid,
+            keep_names,
+        )
+        .await?;
+        for name in deleted {
+            tracing::info!(kind = %key.kind, %name, "pruned");
+            ctx.event(
+                sc,
+                EventType::Normal,
+                "Deleted",
+                "Prune",
+                format!("deleted {} {name}: no longer desired", key.kind),
+            )
+            .await;
+        }
+    }
+
+    let observation = Observation {
+        generation: sc.metadata.generation.unwrap_or_default(),
+        workloads: workloads.iter().map(|(w, _)| w.clone()).collect(),
+        invalid: None,
+        failure: None,
+    };
+    status_writer::write_observed(&ctx.client, sc, &observation, &workloads).await?;
+    Ok(Reconciled::Applied)
+}
+
+async fn report_invalid(
+    sc: &SessionCluster,
+    ctx: &Context,
+    message: String,
+) -> Result<Reconciled, Error> {
+    tracing::warn!(%message, "SessionCluster is invalid");
+    let already = status_writer::is_invalid_with(sc, &message);
+    status_writer::write_invalid(&ctx.client, sc, &message).await?;
+    if !already {
+        ctx.event(sc, EventType::Warning, "Invalid", "Validate", message)
+            .await;
+    }
+    Ok(Reconciled::Invalid)
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+/// The failure counts stay usable even if a reconcile panicked while holding the lock.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,230 @@
+//! Writes the SessionCluster status by server-side apply to the status subresource,
+//! and only when it differs from what is there (a status write is a watch event, so an
+//! unconditional write would make every reconcile trigger the next).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{json, Value};
+
+use crate::api::{
+    FrontendStatus, Phase, RingStatus, SessionCluster, SessionClusterStatus, StoreStatus,
+};
+use crate::controller::apply::FIELD_MANAGER;
+use crate::error::Error;
+use crate::status::{self, Observation, Role, Workload, DEGRADED};
+
+/// Status after a successful apply, from the live workloads.
+pub async fn write_observed(
+    client: &Client,
+    sc: &SessionCluster,
+    obs: &Observation,
+    workloads: &[(Workload, Value)],
+) -> Result<(), Error> {
+    let previous = sc.status.clone().unwrap_or_default();
+    let summary = status::summarize(obs, &previous.conditions, &now());
+    let next = observed_status(&previous, obs.generation, summary, workloads);
+    write(client, sc, &previous, next).await
+}
+
+/// Status of an invalid spec: phase Invalid, Degraded with the message; counts kept.
+pub async fn write_invalid(
+    client: &Client,
+    sc: &SessionCluster,
+    message: &str,
+) -> Result<(), Error> {
+    let previous = sc.status.clone().unwrap_or_default();
+    let obs = Observation {
+        generation: sc.metadata.generation.unwrap_or_default(),
+        invalid: Some(message.to_owned()),
+        ..Default::default()
+    };
+    let summary = status::summarize(&obs, &previous.conditions, &now());
+    let next = SessionClusterStatus {
+        observed_generation: Some(obs.generation),
+        conditions: summary.conditions,
+        phase: Some(summary.phase),
+        ..previous.clone()
+    };
+    write(client, sc, &previous, next).await
+}
+
+/// Status after a failed reconcile: Degraded with the error.
+pub async fn write_failure(
+    client: &Client,
+    sc: &SessionCluster,
+    failure: Option<(String, String)>,
+) -> Result<(), Error> {
+    let Some((reason, message)) = failure else {
+        return Ok(());
+    };
+    let previous = sc.status.clone().unwrap_or_default();
+    let generation = sc.metadata.generation.unwrap_or_default();
+    let summary = status::failed(&previous.conditions, generation, &reason, &message, &now());
+    let next = SessionClusterStatus {
+        conditions: summary.conditions,
+        phase: Some(summary.phase),
+        ..previous.clone()
+    };
+    write(client, sc, &previous, next).await
+}
+
+/// Whether the status already reports this exact invalidity (so the Event is not repeated).
+pub fn is_invalid_with(sc: &SessionCluster, message: &str) -> bool {
+    let Some(st) = &sc.status else {
+        return false;
+    };
+    st.phase == Some(Phase::Invalid)
+        && st.observed_generation == sc.metadata.generation
+        && st
+            .conditions
+            .iter()
+            .any(|c| c.type_ == DEGRADED && c.status == "True" && c.message == message)
+}
+
+/// The full status for a successful reconcile.
+pub fn observed_status(
+    previous: &SessionClusterStatus,
+    generation: i64,
+    summary: status::Summary,
+    workloads: &[(Workload, Value)],
+) -> SessionClusterStatus {
+    let frontend = workloads
+        .iter()
+        .find(|(w, _)| w.role == Role::Frontend)
+        .map(|(w, obj)| FrontendStatus {
+            replicas: int(&obj["status"]["replicas"]),
+            ready_replicas: w.ready,
+            selector: selector_string(&obj["spec"]["selector"]),
+        });
+    let store_obj = workloads.iter().find(|(w, _)| w.role == Role::Store);
+    let store = store_obj.map(|(w, obj)| StoreStatus {
+        replicas: int(&obj["status"]["replicas"]),
+        ready_replicas: w.ready,
+    });
+    // The ring issue makes the epoch move; until then the members are the store pods.
+    let ring = store_obj.map(|(w, _)| RingStatus {
+        epoch: previous.ring.as_ref().map_or(0, |r| r.epoch),
+        members: (0..w.desired.max(0))
+            .map(|i| format!("{}-{i}", w.name))
+            .collect(),
+    });
+    SessionClusterStatus {
+        observed_generation: Some(generation),
+        conditions: summary.conditions,
+        frontend,
+        store,
+        ring,
+        phase: Some(summary.phase),
+        migration: previous.migration.clone(),
+    }
+}
+
+/// `matchLabels` as a label selector string, sorted (so it is stable).
+pub fn selector_string(selector: &Value) -> String {
+    let Some(labels) = selector["matchLabels"].as_object() else {
+        return String::new();
+    };
+    let mut pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
+}
+
+fn int(v: &Value) -> i32 {
+    v.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0)
+}
+
+fn now() -> Time {
+    // Whole seconds: that is what the API server stores, so a status read back compares equal.
+    let secs = Timestamp::now().as_second();
+    Time(Timestamp::from_second(secs).unwrap_or_else(|_| Timestamp::now()))
+}
+
+async fn write(
+    client: &Client,
+    sc: &SessionCluster,
+    previous: &SessionClusterStatus,
+    next: SessionClusterStatus,
+) -> Result<(), Error> {
+    if sc.status.is_some() && *previous == next {
+        return Ok(());
+    }
+    let ns = sc.namespace().unwrap_or_default();
+    let api: Api<SessionCluster> = Api::namespaced(client.clone(), &ns);
+    let body = json!({
+        "apiVersion": SessionCluster::api_version(&()),
+        "kind": SessionCluster::kind(&()),
+        "status": next,
+    });
+    api.patch_status(
+        &sc.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(Error::Status)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_is_sorted_and_joined() {
+        let sel = json!({"matchLabels": {"b": "2", "a": "1"}});
+        assert_eq!(selector_string(&sel), "a=1,b=2");
+        assert_eq!(selector_string(&json!({})), "");
+    }
+
+    #[test]
+    fn observed_status_carries_counts_ring_and_keeps_the_epoch() {
+        let dep = json!({"metadata": {"name": "web", "generation": 1},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}},
+            "status": {"observedGeneration": 1, "replicas": 3, "readyReplicas": 1, "updatedReplicas": 3}});
+        let sts = json!({"metadata": {"name": "web-store", "generation": 1},
+            "spec": {"replicas": 2}, "status": {"observedGeneration": 1, "replicas": 2}});
+        let workloads = vec![
+            (Workload::from_object(Role::Frontend, &dep), dep),
+            (Workload::from_object(Role::Store, &sts), sts),
+        ];
+        let previous = SessionClusterStatus {
+            ring: Some(RingStatus {
+                epoch: 7,
+                members: vec![],
+            }),
+            ..Default::default()
+        };
+        let obs = Observation {
+            generation: 5,
+            workloads: workloads.iter().map(|(w, _)| w.clone()).collect(),
+            ..Default::default()
+        };
+        let summary = status::summarize(&obs, &[], &now());
+        let st = observed_status(&previous, 5, summary, &workloads);
+        assert_eq!(st.observed_generation, Some(5));
+        assert_eq!(
+            st.frontend,
+            Some(FrontendStatus {
+                replicas: 3,
+                ready_replicas: 1,
+                selector: "app=web".into()
+            })
+        );
+        assert_eq!(
+            st.store,
+            Some(StoreStatus {
+                replicas: 2,
+                ready_replicas: 0
+            })
+        );
+        let ring = st.ring.unwrap();
+        assert_eq!(ring.epoch, 7);
+        assert_eq!(ring.members, vec!["web-store-0", "web-store-1"]);
+        assert_eq!(st.phase, Some(Phase::Progressing));
+    }
+}
