@@ -10,7 +10,6 @@
 # shellcheck shell=bash
 
 E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-E2E_CACHE=${SESSIONPLANE_CACHE:-$HOME/.cache/sessionplane}
 if [[ -n ${E2E_KUBECONFIG:-} ]]; then
   E2E_TARGET=${SESSIONPLANE_E2E_TARGET:-kubeconfig}
   export KUBECONFIG=$E2E_KUBECONFIG
@@ -123,8 +122,8 @@ e2e_sc_state() {
 # pods, no pod of the cluster is unready or terminating, and the SessionCluster reports the
 # same counts with Ready=True.
 e2e_ready() { # frontends stores
-  local want_f=$1 want_s=$2 f s cond phase pods
-  read -r f s cond phase <<<"$(e2e_sc_state)"
+  local want_f=$1 want_s=$2 f s cond pods
+  read -r f s cond _ <<<"$(e2e_sc_state)"
   [[ ${f:-0} == "$want_f" && ${s:-0} == "$want_s" && $cond == True ]] || return 1
   pods=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC" --no-headers 2>/dev/null) || return 1
   [[ $(grep -c . <<<"$pods") == $((want_f + want_s)) ]] || return 1

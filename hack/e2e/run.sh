@@ -40,7 +40,7 @@ check() { # description cmd...
 
 finish() {
   local rc=$?
-  [[ -n $LG_PID ]] && kill "$LG_PID" 2>/dev/null || true
+  if [[ -n $LG_PID ]]; then kill "$LG_PID" 2>/dev/null || true; fi
   if ((rc != 0 && FAILED == 0)); then
     FAILED=1
     RESULTS+=("FAIL aborted (exit $rc): see the ERROR above")
