@@ -68,6 +68,7 @@ pub async fn start_cluster(
         },
         metrics,
     )?;
+    node.mark_running().await?;
     let peer = tokio::net::TcpListener::bind(args.peer_listen).await?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin).await?;
     let peer_addr = peer.local_addr()?;
@@ -129,7 +130,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let backend: Arc<dyn backend::Backend> = cluster.node.clone();
     server::serve(config, backend, shutdown_signal()).await?;
     stop_tx.send_replace(true);
-    cluster.node.storage().flush().await?;
+    cluster.node.shutdown().await?;
     tracing::info!("store node stopped");
     Ok(())
 }

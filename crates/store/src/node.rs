@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const META_CONFIG: &str = "ring_config";
+/// "1" when the disk holds every acknowledged write (fsync always, or after a graceful
+/// shutdown); "0" while a node with `everysec` runs.
+const META_CLEAN: &str = "clean_shutdown";
 
 /// One partition slot of the node; its lock serialises every command on the partition.
 pub struct Partition {
@@ -80,6 +83,7 @@ pub struct Node {
     pub(crate) started: Instant,
     /// This node, for background tasks started from `&self` methods.
     me: Weak<Node>,
+    disk_complete: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -126,6 +130,11 @@ pub struct NodeStatus {
     pub epoch: Option<u64>,
     pub persisted_epoch: Option<u64>,
     pub ready: bool,
+    /// Whether this node's disk holds every write it acknowledged before its last
+    /// start: always true with `fsync always`; with `everysec` only after a graceful
+    /// shutdown. A master must re-add a node whose disk is not complete as a learner,
+    /// never list it straight back as an in-sync replica.
+    pub disk_complete: bool,
     /// Keys held in every partition this node has data for (all roles).
     pub keys: u64,
     /// Partitions with data on this node (0 once a drained node owns nothing).
@@ -152,6 +161,8 @@ impl Node {
             ),
             None => None,
         };
+        let was_clean = storage.meta(META_CLEAN)?.is_none_or(|v| v == b"1");
+        let disk_complete = was_clean;
         let mut parts = Vec::new();
         if let Some(cfg) = &persisted {
             let mut states: Vec<PartState> =
@@ -175,6 +186,7 @@ impl Node {
         let (config_tx, _) = watch::channel(None);
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
+            disk_complete,
             id: opts.id,
             storage,
             config_tx,
@@ -186,6 +198,34 @@ impl Node {
             teaching: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }))
+    }
+
+    /// Records, before serving, whether a crash from now on can leave the disk behind
+    /// what was acknowledged (only under `everysec`).
+    pub async fn mark_running(&self) -> Result<(), StorageError> {
+        let complete = self.storage.policy() == FsyncPolicy::Always;
+        self.storage
+            .write(vec![Op::PutMeta {
+                name: META_CLEAN.into(),
+                value: if complete {
+                    b"1".to_vec()
+                } else {
+                    b"0".to_vec()
+                },
+            }])
+            .await?;
+        self.storage.flush().await
+    }
+
+    /// Flushes everything and records a clean shutdown.
+    pub async fn shutdown(&self) -> Result<(), StorageError> {
+        self.storage
+            .write(vec![Op::PutMeta {
+                name: META_CLEAN.into(),
+                value: b"1".to_vec(),
+            }])
+            .await?;
+        self.storage.flush().await
     }
 
     pub fn id(&self) -> &str {
@@ -331,6 +371,7 @@ impl Node {
             node: self.id.clone(),
             epoch: cfg.as_ref().map(|c| c.epoch),
             persisted_epoch: self.persisted.as_ref().map(|c| c.epoch),
+            disk_complete: self.disk_complete,
             ready: cfg.is_some(),
             keys: 0,
             partitions_held: 0,

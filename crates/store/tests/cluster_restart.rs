@@ -81,6 +81,12 @@ async fn restart_all_from_disk_and_readd_a_removed_node() {
             .0,
         503
     );
+    let status = fleet.master.status("s1").await.expect("status");
+    assert_eq!(
+        status["disk_complete"], true,
+        "fsync always: disk complete after kill -9"
+    );
+    assert_eq!(status["ready"], false);
     let mut c = client(&fleet, "s2").await;
     let Reply::Error(e) = cmd(&mut c, &["GET", "k1"]).await else {
         panic!("a node without configuration must not answer from its disk")
