@@ -821,3 +821,55 @@ mod durations {
         }
     }
 }
+
+mod random_specs {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl proptest::strategy::Strategy<Value = String> {
+        "[a-z]([-a-z0-9]{0,38}[a-z0-9])?"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any name and sizes the schema admits build, deterministically,
+        /// into objects whose names fit in 63 characters.
+        #[test]
+        fn admitted_specs_build_deterministically(
+            name in name(),
+            strategy in 0usize..4,
+            affinity in 0usize..7,
+            store_replicas in 1i32..=256,
+            rf_seed in 1i32..=5,
+            partitions in 16i32..=16384,
+            frontend_replicas in 0i32..=1000,
+            ttl in 1i64..=31_536_000,
+        ) {
+            let strategy = STRATEGIES[strategy];
+            let a = AFFINITIES[affinity];
+            prop_assume!(expressible(strategy, a, Provider::Nginx));
+            let mut v = cluster_json(strategy, a, Provider::Nginx);
+            v["metadata"]["name"] = json!(name);
+            v["spec"]["frontend"]["replicas"] = json!(frontend_replicas);
+            v["spec"]["store"] = json!({
+                "replicas": store_replicas,
+                "replicationFactor": rf_seed.min(store_replicas),
+                "partitions": partitions,
+            });
+            v["spec"]["sessions"] = json!({"defaultTTLSeconds": ttl});
+            if strategy == "Client" {
+                // Keep the keyring window above the TTL (90 days × 15 keys).
+                v["spec"]["client"] = json!({"rotationIntervalSeconds": 7_776_000, "retainedKeys": 16});
+            }
+            let sc: SessionCluster = serde_json::from_value(v).expect("fixture");
+            let first = desired_objects(&sc, &inputs()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let second = desired_objects(&sc, &inputs()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&first, &second);
+            for d in &first {
+                prop_assert!(d.name.len() <= 63, "{}", d.name);
+            }
+            let dep = find(&first, "Deployment", &names::frontend(&name));
+            prop_assert_eq!(&dep["spec"]["replicas"], &json!(frontend_replicas));
+        }
+    }
+}
