@@ -82,6 +82,24 @@ fn main() -> Result<(), PlacementError> {
     }
 
     println!();
+    println!("Replication factor changes, 4 nodes, {PARTITIONS} partitions, ε 0.1:");
+    println!("| RF | moved | minimum | moved/minimum | dropped | primaries changed |");
+    println!("|---|---|---|---|---|---|");
+    for (from_rf, to_rf) in [(2, 3), (3, 2), (1, 3)] {
+        let start = place(None, &nodes(4), PARTITIONS, from_rf, 0.1)?;
+        let next = place(Some(&start), &nodes(4), PARTITIONS, to_rf, 0.1)?;
+        let p = plan(&start, &next);
+        let minimum = minimum_moves(&start, &nodes(4), to_rf, 0.1);
+        println!(
+            "| {from_rf}→{to_rf} | {} | {minimum} | {:.3} | {} | {} |",
+            p.replicas_moved,
+            ratio(p.replicas_moved, minimum),
+            p.replicas_dropped,
+            p.primaries_changed
+        );
+    }
+
+    println!();
     println!("Random resize sequences (1..=12 nodes, 3 zones or none, 16..=2048 partitions, RF 1..=3, 20 steps each):");
     println!("| ε | resizes | Σmoved/Σminimum | mean ratio | p99 ratio | max ratio | max (moved-minimum) |");
     println!("|---|---|---|---|---|---|---|");

@@ -378,3 +378,40 @@ fn exhaustive_transitions_between_subsets_of_five() {
     }
     eprintln!("worst moved/minimum over all subset transitions: {worst:.3}");
 }
+
+#[test]
+fn replication_factor_changes_move_the_minimum() {
+    let m = nodes(4);
+    for (from_rf, to_rf) in [(2, 3), (3, 2), (1, 3), (3, 1)] {
+        let a = place(None, &m, 1024, from_rf, EPS).unwrap();
+        let b = place(Some(&a), &m, 1024, to_rf, EPS).unwrap();
+        assert_valid(&b, &m, 1024, to_rf, EPS);
+        let p = plan(&a, &b);
+        let min = minimum_moves(&a, &m, to_rf, EPS);
+        let wanted = 1024 * u64::from(to_rf.saturating_sub(from_rf));
+        assert_eq!(min, wanted, "{from_rf}->{to_rf}");
+        assert_eq!(p.replicas_moved, min, "{from_rf}->{to_rf}");
+        assert_eq!(
+            p.replicas_dropped,
+            1024 * u64::from(from_rf.saturating_sub(to_rf))
+        );
+        // Raising RF keeps every primary; lowering it keeps them too.
+        assert_eq!(p.primaries_changed, 0, "{from_rf}->{to_rf}");
+    }
+}
+
+#[test]
+fn partitions_without_replicas_are_placed_again() {
+    let m = nodes(3);
+    let mut a = place(None, &m, 64, 2, EPS).unwrap();
+    a.partitions[5].clear();
+    a.partitions[9] = vec!["gone".into()];
+    let b = place(Some(&a), &m, 64, 2, EPS).unwrap();
+    assert_valid(&b, &m, 64, 2, EPS);
+    let p = plan(&a, &b);
+    assert_eq!(p.replicas_moved, 4);
+    assert!(p
+        .moves
+        .iter()
+        .any(|mv| mv.partition == 5 && mv.source.is_none()));
+}
