@@ -18,8 +18,9 @@ APISERVER_PORT=${SESSIONPLANE_APISERVER_PORT:-26443}
 KCM_PORT=${SESSIONPLANE_KCM_PORT:-26257}
 SERVICE_CIDR=10.96.0.0/16
 SERVICE_API_IP=10.96.0.1
-# The controllers the operator's objects depend on, plus the ones a namespace-per-test suite needs.
-KCM_CONTROLLERS=${SESSIONPLANE_KCM_CONTROLLERS:-garbage-collector-controller,clusterrole-aggregation-controller,deployment-controller,replicaset-controller,statefulset-controller,disruption-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,endpointslice-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller}
+# The controllers the operator's objects depend on, plus the ones a namespace-per-test suite needs
+# (persistentvolume-binder-controller binds the store's PVCs to hack/node's static PVs).
+KCM_CONTROLLERS=${SESSIONPLANE_KCM_CONTROLLERS:-garbage-collector-controller,clusterrole-aggregation-controller,deployment-controller,replicaset-controller,statefulset-controller,disruption-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller,endpointslice-controller,persistentvolume-binder-controller,persistentvolume-protection-controller,persistentvolumeclaim-protection-controller}
 READY_TIMEOUT=${SESSIONPLANE_READY_TIMEOUT:-120}
 COMPONENTS=(etcd kube-apiserver kube-controller-manager)
 

@@ -3,8 +3,8 @@
 # (daemons, containerd shims, pod processes), every mount under the node's state dir (kubelet
 # volumes, container root filesystems, network namespaces), the bridge and its veths, the
 # iptables chains kube-proxy, the kubelet, CNI and up.sh created, the service route, the pod
-# cgroups, and the node's state (the certificates and the last logs are kept). ip_forward
-# gets its old value.
+# cgroups, and the node's state (the certificates, the last logs and, with --node-only, the
+# static PVs' data are kept). ip_forward gets its old value.
 #
 #   hack/node/down.sh              the node, then the control plane (hack/cluster.sh down)
 #   hack/node/down.sh --node-only  the node only; the control plane keeps running
@@ -41,6 +41,9 @@ our_daemons() { # pids of node binaries still running from this cache or state d
       "$CONTAINERD_BIN"/* | "$COREDNS_BIN"/*) echo "${d#/proc/}" ;;
       */kubelet | */kube-proxy | */kube-scheduler)
         if [[ $exe == "$CACHE"/* ]]; then echo "${d#/proc/}"; fi ;;
+      */bash)
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
+        if [[ $cmd == *"$NODE_REPO/hack/node/up.sh pv-recycler"* ]]; then echo "${d#/proc/}"; fi ;;
       */socat)
         cmd=$(tr '\0' ' ' 2>/dev/null <"$d/cmdline") || continue
         if [[ $cmd == *"bind=$NODE_IP"* ]]; then echo "${d#/proc/}"; fi ;;
@@ -155,6 +158,8 @@ remove_state() {
   for e in "$NODE_STATE"/* "$NODE_STATE"/.[!.]*; do
     # The certificates are reused; the logs stay for a post-mortem (up.sh rotates them).
     [[ -e $e && $e != "$NODE_PKI" && $e != "$NODE_LOGS" && $e != "$NODE_LOGS.prev" ]] || continue
+    # Bound PVs keep their data across a node restart; a full down (below) removes them.
+    [[ $e != "$PV_DIR" ]] || continue
     # Never follow into something still mounted: rm -rf through a live bind mount would
     # delete the host's files.
     if mounts_under_state | grep -F "$e" >/dev/null; then
@@ -174,7 +179,7 @@ node_down() {
     owner=false
     node_log "machine-wide node resources belong to $(node_owner)$(foreign_kubelet_state); cleaning only $NODE_STATE"
   fi
-  for c in kube-proxy kube-scheduler kubelet; do node_stop "$c"; done
+  for c in pv-recycler kube-proxy kube-scheduler kubelet; do node_stop "$c"; done
   if $owner; then step kill_pods; fi
   # A graceful containerd stop first, so it can record what it knows; then the shims.
   node_stop containerd
@@ -226,7 +231,12 @@ cmd_check() {
 }
 
 case ${1:-} in
-  "") node_down; "$NODE_REPO/hack/cluster.sh" down ;;
+  "")
+    node_down
+    # The PV objects go with the control plane (its next start begins with an empty etcd).
+    rm -rf "$PV_DIR"
+    "$NODE_REPO/hack/cluster.sh" down
+    ;;
   --node-only) node_down ;;
   check) cmd_check ;;
   *) sed -n '9,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;

@@ -48,6 +48,9 @@ CONTAINERD_SOCK=$NODE_STATE/containerd/containerd.sock
 KUBELET_ROOT=$NODE_STATE/kubelet
 CNI_CONF_DIR=$NODE_STATE/cni/net.d
 CNI_DATA_DIR=$NODE_STATE/cni/ipam
+# The static PersistentVolumes' directories (up.sh ensure_storage). They outlive a node restart
+# (down.sh --node-only) like disks would, since their PV objects live on in the control plane.
+PV_DIR=$NODE_STATE/pv
 # containerd's shims put their sockets under /run/containerd/s whatever the config says.
 SHIM_SOCKET_DIR=/run/containerd/s
 

@@ -8,7 +8,10 @@
 #   3. CoreDNS, asked from the host at the kube-dns ClusterIP, resolves the Service's name
 #   4. a pod resolves the short name through its own resolv.conf and fetches the page
 #   5. the API server reaches the kubelet (kubectl logs of that pod)
-#   6. (with --teardown) hack/node/down.sh leaves nothing behind
+#   6. a 3-replica StatefulSet with 1Gi claims of the default StorageClass becomes Ready and
+#      its non-root pods (uid 65532) write their volumes
+#   7. after its namespace is deleted, the node's pv-recycler makes those PVs Available again
+#   8. (with --teardown) hack/node/down.sh leaves nothing behind
 #
 #   hack/node/smoke.sh [--teardown]
 set -euo pipefail
@@ -148,6 +151,88 @@ EOF
   fi
 }
 
+# A StatefulSet whose volumeClaimTemplate names no class gets the default class `local`; its
+# pods (non-root, like the store) write to their volumes; after the namespace is deleted the
+# PVs are Released, and the node's pv-recycler makes them Available again, emptied.
+check_volumes() {
+  local ns=node-smoke-pv i pvc pv file pvs=() bad=""
+  k delete namespace "$ns" --ignore-not-found --wait=true --timeout=90s >/dev/null
+  k create namespace "$ns" >/dev/null
+  node_wait "default ServiceAccount in $ns" 30 k -n "$ns" get serviceaccount default
+  k -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Service
+metadata: {name: vol}
+spec:
+  clusterIP: None
+  selector: {app: vol}
+  ports: [{port: 8080}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: vol}
+spec:
+  serviceName: vol
+  replicas: 3
+  podManagementPolicy: Parallel
+  selector: {matchLabels: {app: vol}}
+  template:
+    metadata: {labels: {app: vol}}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532}
+      containers:
+      - name: vol
+        image: $SMOKE_REF
+        imagePullPolicy: Never
+        args: [write, /data/owner, "8080"]
+        readinessProbe:
+          httpGet: {path: /, port: 8080}
+          periodSeconds: 1
+        volumeMounts: [{name: data, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: data}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 1Gi}}
+EOF
+  if ! k -n "$ns" rollout status statefulset/vol --timeout=120s >/dev/null; then
+    k -n "$ns" get pods,pvc -o wide >&2 || true
+    fail "StatefulSet vol (3 replicas, 1Gi claims of the default class) did not become Ready"
+    k delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
+    return
+  fi
+  for i in 0 1 2; do
+    pvc=data-vol-$i
+    pv=$(k -n "$ns" get pvc "$pvc" -o jsonpath='{.spec.volumeName}')
+    pvs+=("$pv")
+    file=$PV_DIR/$pv/owner
+    [[ $(k -n "$ns" get pvc "$pvc" -o jsonpath='{.spec.storageClassName}') == local ]] || bad+=" $pvc:class"
+    [[ -f $file && $(<"$file") == "smoke vol-$i uid=65532" && $(stat -c %u "$file") == 65532 ]] ||
+      bad+=" $pvc:$pv:file"
+  done
+  if [[ -z $bad ]]; then
+    pass "StatefulSet vol Ready: claims of the default class bound to ${pvs[*]}; each pod wrote its volume as uid 65532"
+  else
+    fail "StatefulSet vol: wrong class or volume contents:$bad"
+  fi
+  k delete namespace "$ns" --wait=true --timeout=90s >/dev/null || true
+  pv_phases_are() { # phase pv...
+    local want=$1 p
+    shift
+    for p in "$@"; do [[ $(k get pv "$p" -o jsonpath='{.status.phase}') == "$want" ]] || return 1; done
+  }
+  bad=""
+  node_wait "PVs ${pvs[*]} Available" 60 pv_phases_are Available "${pvs[@]}" || bad+=" not Available:"
+  for pv in "${pvs[@]}"; do
+    [[ -z $(ls -A "$PV_DIR/$pv") ]] || bad+=" $pv not emptied"
+  done
+  if [[ -z $bad ]]; then
+    pass "namespace deleted: the pv-recycler made ${pvs[*]} Available again, emptied"
+  else
+    fail "after the namespace's deletion:$bad ($(k get pv "${pvs[@]}" --no-headers 2>&1 | awk '{print $1 "=" $5}' | tr '\n' ' '))"
+  fi
+}
+
 main() {
   local t0=$SECONDS
   eval "$("$NODE_REPO/hack/node/up.sh")"
@@ -165,6 +250,7 @@ main() {
   fi
   rm -f "$SMOKE_BIN"
   k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+  check_volumes
   if $TEARDOWN; then
     "$NODE_REPO/hack/node/down.sh"
     local left

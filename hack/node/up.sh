@@ -9,7 +9,10 @@
 #   hack/node/up.sh status       show the node's processes and readiness
 #   hack/node/up.sh import TAR…  import OCI image tarballs into the running node (and again
 #                                after every fresh start: they are listed in $STATE/node-images.list)
-# SESSIONPLANE_NODE_IMAGES="a.tar b.tar" makes every `up` import those tarballs too.
+#   hack/node/up.sh recycle-pvs  make Released PersistentVolumes Available again (wipes their
+#                                data; the node's pv-recycler does this by itself as they are released)
+# SESSIONPLANE_NODE_IMAGES="a.tar b.tar" makes every `up` import those tarballs too;
+# SESSIONPLANE_NODE_PVS (24) and SESSIONPLANE_NODE_PV_SIZE (2Gi) size the static PV pool.
 set -euo pipefail
 # shellcheck source=hack/node/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,6 +20,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 READY_TIMEOUT=${SESSIONPLANE_NODE_READY_TIMEOUT:-180}
 COMPONENTS=(apiserver-forward containerd kubelet kube-scheduler kube-proxy)
 PKI=$STATE/pki # the harness's CA signs the node's certificates
+PV_COUNT=${SESSIONPLANE_NODE_PVS:-24}
+PV_SIZE=${SESSIONPLANE_NODE_PV_SIZE:-2Gi}
+PV_LABEL=sessionplane.node/pv=static
 
 [[ $(id -u) == 0 ]] || node_die "the node needs root (network namespaces, mounts, iptables, cgroups)"
 
@@ -485,6 +491,122 @@ dns_ready() {
     -o jsonpath='{.status.readyReplicas}' 2>/dev/null) == 1 ]]
 }
 
+# --- storage: a default StorageClass over a pool of static PersistentVolumes ---------------------
+# No provisioner runs here, so up.sh pre-creates $PV_COUNT hostPath PVs (directories under
+# $PV_DIR) in StorageClass `local`, the default class. WaitForFirstConsumer lets the scheduler
+# pick the PV together with the pod's node. Reclaim is Retain (hostPath has no deleter), so a
+# released PV is recycled by recycle_pvs: its directory is emptied and its claimRef cleared.
+
+pv_name() { printf 'local-pv-%02d' "$1"; }
+
+# hostPath volumes get no fsGroup handling: the directory itself must be writable by whatever
+# uid the pod runs as (the store runs as 65532). A test cluster can afford 0777.
+prepare_pv_dir() { # dir
+  mkdir -p "$1"
+  chmod 0777 "$1"
+}
+
+wipe_pv_dir() { # dir: delete its contents, keep the directory
+  if [[ -d $1 ]]; then find "$1" -mindepth 1 -delete; fi
+  prepare_pv_dir "$1"
+}
+
+ensure_storage() {
+  local existing i name manifest=""
+  existing=$("$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" get pv -l "$PV_LABEL" -o name)
+  for ((i = 1; i <= PV_COUNT; i++)); do
+    name=$(pv_name "$i")
+    if grep -qx "persistentvolume/$name" <<<"$existing"; then
+      prepare_pv_dir "$PV_DIR/$name"
+      continue
+    fi
+    # A new PV object must not hand out what an earlier control plane's claim left behind.
+    if [[ -d $PV_DIR/$name ]]; then wipe_pv_dir "$PV_DIR/$name"; else prepare_pv_dir "$PV_DIR/$name"; fi
+    manifest+="---
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $name
+  labels: {${PV_LABEL%%=*}: ${PV_LABEL#*=}}
+spec:
+  capacity: {storage: $PV_SIZE}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: local
+  volumeMode: Filesystem
+  hostPath: {path: \"$PV_DIR/$name\", type: Directory}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions:
+        - {key: kubernetes.io/hostname, operator: In, values: [\"$NODE_NAME\"]}
+"
+  done
+  "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" apply --server-side --force-conflicts \
+    --field-manager=sessionplane-node -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+reclaimPolicy: Retain
+volumeBindingMode: WaitForFirstConsumer
+$manifest
+EOF
+  recycle_pvs
+  ensure_pv_recycler
+  pv_binder_running || node_log "warning: the controller manager runs without persistentvolume-binder-controller, so PVCs will not bind; restart the control plane (hack/node/down.sh; hack/node/up.sh)"
+}
+
+pv_binder_running() {
+  local pid
+  pid=$(cat "$STATE/run/kube-controller-manager.pid" 2>/dev/null) || return 1
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q persistentvolume-binder-controller
+}
+
+# A Released PV (its claim is gone, e.g. deleted with its namespace) becomes Available again.
+# No pod uses it any more (claim protection keeps a claim until its pods are gone), and the
+# claimRef goes only after the wipe, so no new claim can bind to the old data.
+recycle_pv() { # name
+  [[ $1 == local-pv-* ]] || return 0
+  wipe_pv_dir "$PV_DIR/$1"
+  # The test op makes this a no-op when someone else recycled it first.
+  "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" patch pv "$1" --type=json -p \
+    '[{"op": "test", "path": "/status/phase", "value": "Released"}, {"op": "remove", "path": "/spec/claimRef"}]' \
+    >/dev/null 2>&1 || return 0
+  node_log "recycled PersistentVolume $1"
+}
+
+recycle_pvs() {
+  local name phase
+  while read -r name phase; do
+    [[ $phase == Released ]] && recycle_pv "$name"
+  done < <("$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" get pv -l "$PV_LABEL" \
+    -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase}{"\n"}{end}')
+  return 0
+}
+
+# The node's recycler: a watch on the pool's PVs that recycles each one as it is released,
+# so suites that delete namespaces never drain the pool. Idle, it costs one blocked kubectl.
+pv_recycler() {
+  local name phase
+  while :; do
+    # --watch lists the current PVs first, so nothing released while no watch ran is missed;
+    # the server ends a watch now and then, and the loop starts a new one.
+    while read -r name phase; do
+      [[ $phase == Released ]] && recycle_pv "$name"
+    done < <("$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" get pv -l "$PV_LABEL" --watch \
+      -o jsonpath='{.metadata.name} {.status.phase}{"\n"}' 2>&1)
+    sleep 2
+  done
+}
+
+ensure_pv_recycler() {
+  node_pid_of pv-recycler >/dev/null && return 0
+  node_start pv-recycler "$NODE_REPO/hack/node/up.sh" pv-recycler
+}
+
 # --- commands ---------------------------------------------------------------------------------
 
 all_running() {
@@ -501,6 +623,7 @@ cmd_up() {
   NODE_NAME=$(node_name)
   if all_running && kubelet_healthy && scheduler_healthy && proxy_healthy && node_ready && dns_ready; then
     node_log "reusing the healthy node $NODE_NAME"
+    ensure_storage
     "$NODE_REPO/hack/cluster.sh" env
     return 0
   fi
@@ -524,6 +647,7 @@ cmd_up() {
   start_scheduler || node_die "kube-scheduler not healthy (log: $NODE_LOGS/kube-scheduler.log)"
   start_proxy || node_die "kube-proxy not healthy (log: $NODE_LOGS/kube-proxy.log)"
   apply_cluster_objects
+  ensure_storage
   node_wait "CoreDNS ready" "$READY_TIMEOUT" dns_ready || {
     "$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" -n kube-system get pods -o wide >&2 || true
     node_die "CoreDNS did not become ready"
@@ -539,6 +663,7 @@ cmd_status() {
   for c in "${COMPONENTS[@]}"; do
     if pid=$(node_pid_of "$c"); then printf '%-24s running (pid %s)\n' "$c" "$pid"; else printf '%-24s stopped\n' "$c"; rc=1; fi
   done
+  if pid=$(node_pid_of pv-recycler); then printf '%-24s running (pid %s)\n' pv-recycler "$pid"; else printf '%-24s stopped\n' pv-recycler; rc=1; fi
   ADMIN_KUBECONFIG=$STATE/kubeconfig
   NODE_NAME=$(node_name)
   if node_ready; then printf '%-24s Ready\n' "node $NODE_NAME"; else printf '%-24s not ready\n' "node $NODE_NAME"; rc=1; fi
@@ -550,11 +675,21 @@ cmd_status() {
 case ${1:-up} in
   up) cmd_up ;;
   status) cmd_status ;;
+  recycle-pvs)
+    node_k8s_paths
+    ADMIN_KUBECONFIG=$STATE/kubeconfig
+    recycle_pvs
+    ;;
+  pv-recycler) # run by ensure_pv_recycler as a node component
+    node_k8s_paths
+    ADMIN_KUBECONFIG=$STATE/kubeconfig
+    pv_recycler
+    ;;
   import)
     shift
     node_k8s_paths
     import_tarballs "$@"
     remember_tarballs "$@"
     ;;
-  *) sed -n '8,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '8,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -6,12 +6,15 @@
  *                              /etc/resolv.conf and trying its search domains like libc does
  *                              (or asking NS for NAME exactly)
  *   smoke get NAME PORT        resolve NAME the same way, GET / and print the body
+ *   smoke write FILE PORT      write "smoke <hostname> uid=<uid>" to FILE, read it back, then
+ *                              serve PORT (so a readiness probe says the volume was writable)
  *
  * The resolver is written out here because static glibc cannot load its NSS modules, and the
  * test is meant to prove the cluster's DNS (the pod's resolv.conf) rather than a libc's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -217,6 +220,26 @@ static int get(const char *name, int port) {
     return 0;
 }
 
+static int write_file(const char *path) {
+    char host[256] = "unknown", want[320], got[320];
+    int fd, n;
+    gethostname(host, sizeof(host) - 1);
+    n = snprintf(want, sizeof(want), "smoke %s uid=%u\n", host, (unsigned)getuid());
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, want, n) != n || fsync(fd) != 0 || close(fd) != 0) {
+        fprintf(stderr, "smoke: write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    fd = open(path, O_RDONLY);
+    if (fd < 0 || read(fd, got, sizeof(got)) != n || memcmp(got, want, n) != 0) {
+        fprintf(stderr, "smoke: %s did not read back what was written\n", path);
+        return 1;
+    }
+    close(fd);
+    fprintf(stderr, "smoke: wrote %s", want);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct in_addr addr;
     if (argc == 3 && !strcmp(argv[1], "serve")) return serve(atoi(argv[2]));
@@ -234,6 +257,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc == 4 && !strcmp(argv[1], "get")) return get(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: smoke serve PORT | smoke resolve NAME [NAMESERVER] | smoke get NAME PORT\n");
+    if (argc == 4 && !strcmp(argv[1], "write")) return write_file(argv[2]) ? 1 : serve(atoi(argv[3]));
+    fprintf(stderr, "usage: smoke serve PORT | smoke resolve NAME [NAMESERVER] | smoke get NAME PORT"
+                    " | smoke write FILE PORT\n");
     return 2;
 }
