@@ -598,7 +598,7 @@ pv_recycler() {
       [[ $phase == Released ]] && recycle_pv "$name"
     done < <("$KUBECTL" --kubeconfig="$ADMIN_KUBECONFIG" get pv -l "$PV_LABEL" --watch \
       -o jsonpath='{.metadata.name} {.status.phase}{"\n"}' 2>&1)
-    sleep 2
+    sleep 5 # also paces the retries while the API server is away
   done
 }
 
