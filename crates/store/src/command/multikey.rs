@@ -29,7 +29,9 @@ pub fn split<P: Eq + Hash + Clone>(
         return Ok(Vec::new());
     };
     let span = spec.step.max(1) as usize;
-    if spec.merge == Merge::None || (spec.merge == Merge::AllOk && !(args.len() - 1).is_multiple_of(2)) {
+    if spec.merge == Merge::None
+        || (spec.merge == Merge::AllOk && !(args.len() - 1).is_multiple_of(2))
+    {
         let p = partition_of(&args[first]);
         if indices.iter().any(|&i| partition_of(&args[i]) != p) && spec.merge == Merge::None {
             return Err(err(CROSSSLOT));
