@@ -31,6 +31,9 @@ pub struct NodeView {
     pub caught_up: BTreeSet<u32>,
     /// The node's own word that it holds no partition data and has no role.
     pub holds_nothing: bool,
+    /// The node's disk has every write it acknowledged (false after a crash with
+    /// `fsync everysec`): such a node may only come back as a learner.
+    pub disk_complete: bool,
 }
 
 /// The next thing to do.
@@ -57,6 +60,8 @@ pub enum Advance {
     Flip,
     /// Drained nodes own nothing and leave the configuration.
     RemoveDrained,
+    /// A restarted node whose disk may miss acknowledged writes re-learns its partitions.
+    Rejoin,
 }
 
 impl Advance {
@@ -66,6 +71,7 @@ impl Advance {
             Advance::AddLearners => "add_learners",
             Advance::Flip => "flip",
             Advance::RemoveDrained => "remove_drained",
+            Advance::Rejoin => "rejoin",
         }
     }
 }
@@ -122,6 +128,20 @@ pub fn decide(
         })
         .cloned()
         .collect();
+    let incomplete: Vec<&String> = lagging
+        .iter()
+        .filter(|id| {
+            nodes
+                .get(id.as_str())
+                .is_some_and(|n| n.epoch.is_none() && !n.disk_complete)
+        })
+        .collect();
+    if let Some(next) = rejoin_as_learners(state, &incomplete) {
+        return Ok(Step::Advance {
+            state: next,
+            why: Advance::Rejoin,
+        });
+    }
     if !lagging.is_empty() {
         return Ok(Step::Repush(lagging));
     }
@@ -152,6 +172,41 @@ pub fn decide(
         )));
     }
     begin_change(want, state, nodes)
+}
+
+/// Demotes restarted nodes whose disks may lack acknowledged writes from in-sync replicas
+/// to learners, so the primary teaches them before they serve again; the placement they
+/// left becomes the target. None when nothing needs it, or when a partition would be left
+/// without any in-sync replica (replication factor 1: nobody else has the data).
+fn rejoin_as_learners(state: &RingState, incomplete: &[&String]) -> Option<RingState> {
+    if incomplete.is_empty() {
+        return None;
+    }
+    let mut next = state.clone();
+    let mut learners = if next.learners.is_empty() {
+        vec![Vec::new(); next.replicas.len()]
+    } else {
+        next.learners.clone()
+    };
+    let mut changed = false;
+    for (reps, learning) in next.replicas.iter_mut().zip(learners.iter_mut()) {
+        for id in incomplete {
+            if reps.contains(id) && reps.len() > 1 {
+                reps.retain(|r| r != *id);
+                learning.push((*id).clone());
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return None;
+    }
+    next.epoch += 1;
+    next.learners = learners;
+    if next.target.is_none() {
+        next.target = Some(state.replicas.clone());
+    }
+    Some(next)
 }
 
 fn members_of<'a>(ids: impl Iterator<Item = &'a String>) -> Vec<Member> {

@@ -45,6 +45,7 @@ fn perfect(
                     epoch,
                     caught_up,
                     holds_nothing,
+                    disk_complete: true,
                 },
             )
         })
@@ -235,6 +236,45 @@ fn new_nodes_that_do_not_answer_hold_the_change_back() {
         Step::Wait(why) => assert!(why.contains("s-store-3")),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_node_back_with_an_incomplete_disk_relearns_before_it_serves() {
+    let w = want(3, 2);
+    let (s, _) = converge(&w, None);
+    let mut nodes = perfect(w.members.keys().cloned(), Some(&s));
+    if let Some(n) = nodes.get_mut("s-store-1") {
+        n.epoch = None;
+        n.disk_complete = false;
+    }
+    let Step::Advance { state: next, why } = decide(&w, Some(&s), &nodes).expect("decide") else {
+        panic!("expected a rejoin")
+    };
+    assert_eq!(why, Advance::Rejoin);
+    assert!(next
+        .replicas
+        .iter()
+        .all(|r| !r.contains(&"s-store-1".to_string())));
+    let learning: usize = next
+        .learners
+        .iter()
+        .filter(|l| l.contains(&"s-store-1".to_string()))
+        .count();
+    let held = s
+        .replicas
+        .iter()
+        .filter(|r| r.contains(&"s-store-1".to_string()))
+        .count();
+    assert_eq!(
+        learning, held,
+        "it re-learns exactly the partitions it held"
+    );
+    let (back, steps) = converge(&w, Some(next));
+    assert_eq!(steps, vec![Advance::Flip]);
+    assert_eq!(
+        back.replicas, s.replicas,
+        "the placement it left is restored"
+    );
 }
 
 proptest! {

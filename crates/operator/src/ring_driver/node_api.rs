@@ -154,6 +154,7 @@ pub fn view_of(status: &Value) -> NodeView {
         epoch: status["epoch"].as_u64(),
         caught_up,
         holds_nothing,
+        disk_complete: status["disk_complete"].as_bool().unwrap_or(true),
     }
 }
 
