@@ -146,7 +146,17 @@ has_cap_sys_resource() { # bit 24 of the effective capability set
 write_containerd_config() {
   local RESTRICT_OOM=false
   has_cap_sys_resource || RESTRICT_OOM=true
-  mkdir -p "$CONTAINERD_ROOT" "$CONTAINERD_STATE" "$NODE_STATE/containerd/tmp" "$NODE_STATE/runc"
+  mkdir -p "$CONTAINERD_ROOT" "$CONTAINERD_STATE" "$NODE_STATE/containerd/tmp" "$NODE_STATE/runc" \
+    "$NODE_STATE/containerd/registry/_default"
+  # Nothing is ever pulled: images are imported. Every registry resolves to a closed
+  # loopback port, so an image that was not imported fails at once (ErrImagePull) and no
+  # pull ever leaves this machine.
+  cat >"$NODE_STATE/containerd/registry/_default/hosts.toml" <<'EOF'
+server = "http://127.0.0.1:9"
+
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
+EOF
   cat >"$NODE_STATE/containerd/config.toml" <<EOF
 version = 3
 root = "$CONTAINERD_ROOT"
@@ -164,6 +174,8 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = "$PAUSE_REF"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$NODE_STATE/containerd/registry"
 
 [plugins.'io.containerd.cri.v1.runtime']
   enable_selinux = false
