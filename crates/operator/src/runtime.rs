@@ -191,7 +191,10 @@ async fn lead_loop(
         let sd = shutdown.clone();
         let bridge = tokio::spawn(async move {
             tokio::select! {
-                _ = lost.wait_for(|l| !l.is_leader()) => tracing::warn!("leadership lost: stopping the controller"),
+                r = lost.wait_for(|l| !l.is_leader()) => match r {
+                    Ok(_) => tracing::warn!("leadership lost: stopping the controller"),
+                    Err(_) => tracing::debug!("leader election ended: stopping the controller"),
+                },
                 _ = wait_true(sd) => {}
             }
             let _ = stop_tx.send(());

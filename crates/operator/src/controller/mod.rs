@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -80,13 +81,16 @@ impl Context {
         reason: &str,
         action: &str,
         note: String,
+        related: Option<ObjectReference>,
     ) {
+        // The recorder folds Events with the same reason, action and related object into
+        // one series (keeping the first note), so each touched object is named as related.
         let ev = Event {
             type_,
             reason: reason.to_owned(),
             note: Some(truncate(note, 1000)),
             action: action.to_owned(),
-            secondary: None,
+            secondary: related,
         };
         if let Err(err) = self.recorder.publish(&ev, &sc.object_ref(&())).await {
             tracing::warn!(error = %err, reason, "publishing an Event failed");
@@ -187,7 +191,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
                 ctx.metrics.reconciled("error", took);
                 ctx.metrics.error(err.label());
                 tracing::warn!(error = %err, label = err.label(), "reconcile failed");
-                ctx.event(&sc, EventType::Warning, err.reason(), "Reconcile", err.to_string()).await;
+                ctx.event(&sc, EventType::Warning, err.reason(), "Reconcile", err.to_string(), None).await;
                 let failure = Some((err.reason().to_owned(), err.to_string()));
                 if let Err(status_err) = status_writer::write_failure(&ctx.client, &sc, failure).await {
                     tracing::warn!(error = %status_err, "recording the failure in the status failed");
@@ -261,11 +265,27 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
                     "{} {} skipped: {key} is not served by the API server (install its CRD)",
                     d.kind, d.name
                 ),
+                Some(reference(
+                    &d.api_version,
+                    &d.kind,
+                    &namespace,
+                    &d.name,
+                    None,
+                )),
             )
             .await;
             continue;
         };
         let (outcome, live) = apply::apply(&ctx.client, ar, &namespace, &d.name, &d.object).await?;
+        let related = || {
+            Some(reference(
+                &d.api_version,
+                &d.kind,
+                &namespace,
+                &d.name,
+                live.metadata.uid.clone(),
+            ))
+        };
         match outcome {
             Outcome::Created => {
                 tracing::info!(kind = %d.kind, name = %d.name, "created");
@@ -275,6 +295,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
                     "Created",
                     "Apply",
                     format!("created {} {}", d.kind, d.name),
+                    related(),
                 )
                 .await;
             }
@@ -286,6 +307,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
                     "Updated",
                     "Apply",
                     format!("updated {} {}", d.kind, d.name),
+                    related(),
                 )
                 .await;
             }
@@ -326,6 +348,13 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
                 "Deleted",
                 "Prune",
                 format!("deleted {} {name}: no longer desired", key.kind),
+                Some(reference(
+                    &key.api_version,
+                    &key.kind,
+                    &namespace,
+                    &name,
+                    None,
+                )),
             )
             .await;
         }
@@ -350,10 +379,27 @@ async fn report_invalid(
     let already = status_writer::is_invalid_with(sc, &message);
     status_writer::write_invalid(&ctx.client, sc, &message).await?;
     if !already {
-        ctx.event(sc, EventType::Warning, "Invalid", "Validate", message)
+        ctx.event(sc, EventType::Warning, "Invalid", "Validate", message, None)
             .await;
     }
     Ok(Reconciled::Invalid)
+}
+
+fn reference(
+    api_version: &str,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    uid: Option<String>,
+) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(kind.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        name: Some(name.to_owned()),
+        uid,
+        ..Default::default()
+    }
 }
 
 fn truncate(mut s: String, max: usize) -> String {
