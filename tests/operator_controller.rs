@@ -3,7 +3,8 @@
 //! collected with their SessionCluster, and a reconcile with nothing to do writes nothing.
 //!
 //! Needs the local control plane: `bash hack/cluster.sh up && eval "$(bash hack/cluster.sh env)"`.
-//! There is no kubelet in that tier: pods stay Pending, so nothing becomes Ready.
+//! The test pods use an image that does not exist (example.invalid): without a node they
+//! stay Pending, with one (the node tier) they fail to pull. Either way none becomes Ready.
 
 mod operator_support;
 
@@ -216,7 +217,7 @@ async fn store_cluster_lifecycle() {
         "generated store secret: {secret}"
     );
 
-    // Status: honest readiness (no kubelet: every pod Pending).
+    // Status: honest readiness (no pod can become ready, see the top of the file).
     let sc = wait_for(
         "status to show 0/2 and 0/3 ready",
         Duration::from_secs(30),
@@ -522,8 +523,9 @@ async fn invalid_spec_is_reported_not_applied() {
     ns.cleanup().await;
 }
 
-/// Real readiness without a kubelet: a SessionCluster with zero frontend replicas and
-/// no store (strategy Client) is fully ready once the Deployment controller has observed it.
+/// Real readiness that needs no running pod: a SessionCluster with zero frontend replicas
+/// and no store (strategy Client) is fully ready once the Deployment controller has
+/// observed it. Scaling up makes it not ready, with the counts in the message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_replicas_become_ready() {
     let client = client().await;
@@ -548,8 +550,12 @@ async fn zero_replicas_become_ready() {
     assert_eq!(get("Progressing")["status"], "False");
     assert!(sc["status"].get("store").is_none() || sc["status"]["store"].is_null());
 
-    // Scaling up makes it not ready, with the count in the message, and moves lastTransitionTime.
+    // Scaling up makes it not ready. Only conditions whose status flips get a new
+    // lastTransitionTime: Degraded stays False, with its original time.
+    let t_degraded = get("Degraded")["lastTransitionTime"].clone();
     let t_ready = get("Ready")["lastTransitionTime"].clone();
+    // Times have one-second resolution: make sure a new one would differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     ns.patch_sc("idle", json!({"spec": {"frontend": {"replicas": 2}}}))
         .await
         .unwrap();
@@ -577,7 +583,20 @@ async fn zero_replicas_become_ready() {
         .find(|c| c["type"] == "Ready")
         .unwrap()
         .clone();
-    assert!(ready["lastTransitionTime"].as_str() >= t_ready.as_str());
+    assert_eq!(ready["status"], "False");
+    assert_ne!(
+        ready["lastTransitionTime"], t_ready,
+        "Ready flipped: new time"
+    );
+    let degraded = sc["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Degraded")
+        .unwrap()
+        .clone();
+    assert_eq!(degraded["status"], "False");
+    assert_eq!(degraded["lastTransitionTime"], t_degraded);
 
     op.stop().await.unwrap();
     ns.cleanup().await;

@@ -454,7 +454,7 @@ async fn every_strategy_affinity_and_provider_gets_its_objects() {
     // Wait until every one is reconciled, then check each.
     wait_for(
         "every SessionCluster to be reconciled",
-        Duration::from_secs(120),
+        Duration::from_secs(180),
         || async {
             let list = ns
                 .sessionclusters()
@@ -484,7 +484,7 @@ async fn every_strategy_affinity_and_provider_gets_its_objects() {
             .unwrap();
         if sc["status"]["phase"] != "Pending" {
             problems.push(format!(
-                "{name}: phase {} (no kubelet: expected Pending)",
+                "{name}: phase {} (no pod can be ready: expected Pending)",
                 sc["status"]["phase"]
             ));
         }
@@ -557,7 +557,7 @@ async fn every_example_reconciles() {
     for name in &names {
         let sc = wait_for(
             &format!("{name} reconciled"),
-            Duration::from_secs(60),
+            Duration::from_secs(120),
             || async {
                 let sc = ns
                     .get("sessionplane.dev/v1alpha1", "SessionCluster", name)

@@ -190,12 +190,14 @@ async fn lead_loop(
         let mut lost = leadership.clone();
         let sd = shutdown.clone();
         let bridge = tokio::spawn(async move {
+            // Shutdown first: on the way out the elector also steps down, which is not a loss.
             tokio::select! {
+                biased;
+                _ = wait_true(sd) => {}
                 r = lost.wait_for(|l| !l.is_leader()) => match r {
                     Ok(_) => tracing::warn!("leadership lost: stopping the controller"),
                     Err(_) => tracing::debug!("leader election ended: stopping the controller"),
                 },
-                _ = wait_true(sd) => {}
             }
             let _ = stop_tx.send(());
         });
