@@ -7,6 +7,7 @@ pub mod error;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod ring_driver;
 pub mod runtime;
 pub mod status;
 pub mod validate;
