@@ -117,4 +117,23 @@ mod tests {
         assert_eq!(gw.gvk().group, "gateway.networking.k8s.io");
         assert_eq!(gw.to_string(), "HTTPRoute.gateway.networking.k8s.io/v1");
     }
+
+    #[test]
+    fn only_absence_counts_as_not_installed() {
+        use kube::error::DiscoveryError;
+        let missing =
+            kube::Error::Discovery(DiscoveryError::MissingKind("BackendTrafficPolicy".into()));
+        let no_group = kube::Error::Discovery(DiscoveryError::MissingApiGroup(
+            "gateway.envoyproxy.io".into(),
+        ));
+        let not_found = kube::Error::Api(Box::new(
+            kube::core::Status::failure("nope", "NotFound").with_code(404),
+        ));
+        assert!(is_not_found(&missing) && is_not_found(&no_group) && is_not_found(&not_found));
+        let bug = kube::Error::Discovery(DiscoveryError::InvalidGroupVersion("a/b/c".into()));
+        let forbidden = kube::Error::Api(Box::new(
+            kube::core::Status::failure("no", "Forbidden").with_code(403),
+        ));
+        assert!(!is_not_found(&bug) && !is_not_found(&forbidden));
+    }
 }
