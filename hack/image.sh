@@ -37,12 +37,17 @@ build() {
   (cd "$src" && CARGO_TARGET_DIR=$target_dir RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --release $locked --target "$TARGET" --bin sessionplane)
   bin=$target_dir/$TARGET/release/sessionplane
-  if ldd "$bin" >/dev/null 2>&1; then
+  # A static(-pie) binary has no shared-library lines in ldd's output.
+  if ldd "$bin" 2>&1 | grep -q '=>'; then
     echo "image: $bin is dynamically linked; refusing to put it in a scratch image" >&2
     exit 1
   fi
   mkdir -p "$CACHE/images"
-  python3 "$REPO/hack/lib/oci_image.py" build --binary "$bin" --ref "$REF" --out "$TARBALL" >&2
+  # The release profile keeps line tables for local backtraces; the image does not need them.
+  local packed=$CACHE/images/.sessionplane.stripped
+  strip --strip-debug -o "$packed" "$bin"
+  python3 "$REPO/hack/lib/oci_image.py" build --binary "$packed" --ref "$REF" --out "$TARBALL" >&2
+  rm -f "$packed"
   python3 "$REPO/hack/lib/oci_image.py" verify "$TARBALL" >/dev/null
   echo "image: $REF -> $TARBALL ($(du -h "$TARBALL" | cut -f1), $((SECONDS - t0))s)" >&2
   echo "$TARBALL"
