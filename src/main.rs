@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "sessionplane", version, about = "Session consistency for replicated web frontends")]
+#[command(
+    name = "sessionplane",
+    version,
+    about = "Session consistency for replicated web frontends"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

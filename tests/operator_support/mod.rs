@@ -225,6 +225,7 @@ pub async fn start_operator(
         timings,
         leader_election: true,
         image: "example.invalid/sessionplane:test".to_owned(),
+        cluster_domain: "cluster.local".to_owned(),
     };
     runtime::start(client.clone(), settings)
         .await

@@ -54,6 +54,10 @@ pub enum Error {
     #[error("writing status: {0}")]
     Status(#[source] kube::Error),
 
+    /// Reading, deciding or persisting the store's ring configuration failed.
+    #[error("ring: {0}")]
+    Ring(#[from] crate::ring_driver::RingError),
+
     /// A desired object could not be serialized (a bug in the builders).
     #[error("serializing {what}: {source}")]
     Serialize {
@@ -76,6 +80,7 @@ impl Error {
             Error::Prune { .. } => "prune",
             Error::Status(_) => "status",
             Error::Serialize { .. } => "serialize",
+            Error::Ring(_) => "ring",
         }
     }
 
@@ -91,6 +96,7 @@ impl Error {
             Error::Prune { .. } => "PruneFailed",
             Error::Status(_) => "StatusFailed",
             Error::Serialize { .. } => "SerializeFailed",
+            Error::Ring(_) => "RingFailed",
         }
     }
 }

@@ -44,6 +44,15 @@ pub struct OperatorArgs {
     )]
     pub lease_name: String,
 
+    /// DNS domain of the cluster: store nodes reach each other at
+    /// `<pod>.<headless service>.<namespace>.svc.<domain>`.
+    #[arg(
+        long,
+        env = "SESSIONPLANE_CLUSTER_DOMAIN",
+        default_value = "cluster.local"
+    )]
+    pub cluster_domain: String,
+
     /// Image of store nodes and agents when a SessionCluster names none: the operator's own.
     #[arg(long, env = "SESSIONPLANE_IMAGE", default_value = DEFAULT_IMAGE)]
     pub image: String,
@@ -87,6 +96,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         timings: leader::Timings::default(),
         leader_election: args.leader_election,
         image: args.image,
+        cluster_domain: args.cluster_domain,
     };
     runtime::run_until_signal(client, settings).await
 }

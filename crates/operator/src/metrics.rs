@@ -28,6 +28,13 @@ pub struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     duration: Histogram,
     leader: Gauge,
+    ring_epochs: Family<StepLabels, Counter>,
+    ring_learning: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: &'static str,
 }
 
 impl Default for Metrics {
@@ -44,6 +51,8 @@ impl Metrics {
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
         ]);
         let leader = Gauge::default();
+        let ring_epochs = Family::<StepLabels, Counter>::default();
+        let ring_learning = Gauge::default();
         let mut registry = Registry::with_prefix("sessionplane_operator");
         registry.register(
             "reconciles",
@@ -66,7 +75,19 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        registry.register(
+            "ring_epochs",
+            "Ring epochs written, by step (bootstrap, add_learners, flip, remove_drained, rejoin)",
+            ring_epochs.clone(),
+        );
+        registry.register(
+            "ring_learning_replicas",
+            "Partition replicas being copied to new owners, over all SessionClusters last reconciled",
+            ring_learning.clone(),
+        );
         Metrics {
+            ring_epochs,
+            ring_learning,
             registry: Arc::new(registry),
             reconciles,
             errors,
@@ -88,6 +109,17 @@ impl Metrics {
         self.errors
             .get_or_create(&ErrorLabels { error: label })
             .inc();
+    }
+
+    /// Counts one new ring epoch by the step that made it.
+    pub fn ring_epoch(&self, step: &'static str) {
+        self.ring_epochs.get_or_create(&StepLabels { step }).inc();
+    }
+
+    /// Partition replicas still being copied in the SessionCluster last reconciled.
+    pub fn ring_learning(&self, replicas: u64) {
+        self.ring_learning
+            .set(i64::try_from(replicas).unwrap_or(i64::MAX));
     }
 
     pub fn set_leader(&self, leader: bool) {

@@ -30,6 +30,8 @@ pub struct Settings {
     pub leader_election: bool,
     /// Image of store nodes and agents when a spec names none.
     pub image: String,
+    /// DNS domain of the cluster (store peer addresses).
+    pub cluster_domain: String,
     pub timings: Timings,
 }
 
@@ -206,6 +208,7 @@ async fn lead_loop(
             namespace: settings.watch_namespace.clone(),
             instance: settings.identity.clone(),
             default_image: settings.image.clone(),
+            cluster_domain: settings.cluster_domain.clone(),
         };
         let outcome = controller::run(
             client.clone(),

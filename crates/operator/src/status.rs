@@ -7,7 +7,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Condition, Phase};
+use crate::api::{Condition, Phase, CONDITION_MIGRATING};
 use serde_json::Value;
 
 pub use crate::api::{
@@ -98,6 +98,18 @@ pub struct Observation {
     pub invalid: Option<String>,
     /// The reconcile failed: (reason, message).
     pub failure: Option<(String, String)>,
+    /// Where the store's ring stands (strategy Store only).
+    pub ring: Option<RingObservation>,
+}
+
+/// The ring driver's account, as far as conditions need it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RingObservation {
+    pub epoch: u64,
+    /// Partitions are moving (learners copying, or nodes draining).
+    pub migrating: bool,
+    /// Why the ring is not steady, when it is not.
+    pub waiting: Option<String>,
 }
 
 /// The computed phase and conditions.
@@ -148,8 +160,15 @@ pub fn summarize(obs: &Observation, previous: &[Condition], now: &Time) -> Summa
         };
     }
 
-    let all_ready = obs.workloads.iter().all(Workload::is_ready);
-    let readiness = readiness_message(&obs.workloads);
+    let ring_steady = obs
+        .ring
+        .as_ref()
+        .is_none_or(|r| r.waiting.is_none() && r.epoch > 0);
+    let all_ready = obs.workloads.iter().all(Workload::is_ready) && ring_steady;
+    let readiness = match obs.ring.as_ref().and_then(|r| r.waiting.as_ref()) {
+        Some(why) => format!("{}; ring: {why}", readiness_message(&obs.workloads)),
+        None => readiness_message(&obs.workloads),
+    };
     let workload_failure = obs.workloads.iter().find_map(|w| w.failure.clone());
     let degraded = match (&obs.failure, &workload_failure) {
         (Some((reason, msg)), _) => Some((reason.clone(), msg.clone())),
@@ -183,8 +202,11 @@ pub fn summarize(obs: &Observation, previous: &[Condition], now: &Time) -> Summa
     };
 
     let any_ready = obs.workloads.iter().any(|w| w.ready > 0);
+    let migrating = obs.ring.as_ref().is_some_and(|r| r.migrating);
     let phase = if degraded.is_some() {
         Phase::Degraded
+    } else if migrating {
+        Phase::Migrating
     } else if all_ready {
         Phase::Ready
     } else if any_ready {
@@ -192,10 +214,27 @@ pub fn summarize(obs: &Observation, previous: &[Condition], now: &Time) -> Summa
     } else {
         Phase::Pending
     };
-    Summary {
-        phase,
-        conditions: vec![ready, progressing, degraded_cond],
+    let mut conditions = vec![ready, progressing, degraded_cond];
+    if let Some(ring) = &obs.ring {
+        conditions.push(if ring.migrating {
+            cond(
+                CONDITION_MIGRATING,
+                true,
+                "PartitionsMoving",
+                ring.waiting
+                    .clone()
+                    .unwrap_or_else(|| format!("moving partitions (epoch {})", ring.epoch)),
+            )
+        } else {
+            cond(
+                CONDITION_MIGRATING,
+                false,
+                "Settled",
+                format!("ring epoch {}: no partition is moving", ring.epoch),
+            )
+        });
     }
+    Summary { phase, conditions }
 }
 
 /// The status after a failed reconcile: `Degraded` with the error, `Ready` false, and

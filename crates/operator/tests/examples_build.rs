@@ -38,6 +38,7 @@ fn every_example_validates_and_builds() {
                 store_password: "abcdefghijklmnopqrstuvwxyz012345".into(),
                 cookie_keyring: Some(BTreeMap::from([("key-1".to_string(), vec![1u8; 32])])),
                 default_image: "sessionplane:dev".into(),
+                store_pods_floor: 0,
             };
             let objects =
                 desired_objects(&sc, &inputs).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -64,6 +64,10 @@ pub struct BuildInputs {
     /// Image for store nodes and agents when spec.store.image is unset: the
     /// operator's own image (one binary, one image).
     pub default_image: String,
+    /// Store pods that must keep running although spec.store.replicas may be lower:
+    /// the ring still lists them (they are being drained). The StatefulSet shrinks only
+    /// once the ring driver has confirmed, from the nodes' own status, that they hold nothing.
+    pub store_pods_floor: i32,
 }
 
 /// Why the desired objects could not be built.

@@ -144,7 +144,7 @@ fn stateful_set(owner: &Owner<'_>, inputs: &BuildInputs, config_hash: &str) -> D
     });
     let mut spec = json!({
         "serviceName": names::store_headless(owner.name),
-        "replicas": store.replicas,
+        "replicas": store.replicas.max(inputs.store_pods_floor),
         "podManagementPolicy": "Parallel",
         "updateStrategy": {"type": "RollingUpdate"},
         "selector": {"matchLabels": selector_for(owner.name, Component::Store)},

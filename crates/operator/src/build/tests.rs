@@ -130,6 +130,7 @@ fn inputs() -> BuildInputs {
         store_password: "s3cr3tPassw0rdXYZabc".into(),
         cookie_keyring: Some(BTreeMap::from([("key-1".to_string(), vec![7u8; 32])])),
         default_image: "ghcr.io/sessionplane/sessionplane:0.1.0".into(),
+        store_pods_floor: 0,
     }
 }
 

@@ -59,6 +59,7 @@ pub async fn read_or_generate(
         store_password,
         cookie_keyring,
         default_image: default_image.to_owned(),
+        store_pods_floor: 0,
     })
 }
 

@@ -24,6 +24,8 @@ use crate::api::SessionCluster;
 use crate::build::BuildError;
 use crate::error::{backoff_delay, Error};
 use crate::metrics::Metrics;
+use crate::ring_driver::decide::Advance;
+use crate::ring_driver::RingReport;
 use crate::status::{Observation, Role, Workload};
 use apply::Outcome;
 use kinds::{KindKey, Kinds};
@@ -33,6 +35,9 @@ use kinds::{KindKey, Kinds};
 pub const INVALID_REQUEUE: Duration = Duration::from_secs(600);
 /// Periodic resync of a healthy SessionCluster, to catch drift a watch could miss.
 pub const RESYNC: Duration = Duration::from_secs(600);
+/// How soon a SessionCluster whose ring is not steady (placing, migrating, draining, or a
+/// node to re-push) is looked at again: the nodes' progress is polled, not watched.
+pub const RING_REQUEUE: Duration = Duration::from_secs(3);
 /// Label every owned object carries besides the cluster label.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sessionplane";
 
@@ -45,6 +50,8 @@ pub struct ControllerConfig {
     pub instance: String,
     /// Image of store nodes and agents when the spec names none (the operator's own).
     pub default_image: String,
+    /// DNS domain of the cluster, for the store nodes' peer addresses.
+    pub cluster_domain: String,
 }
 
 /// Shared state of all reconciles.
@@ -53,6 +60,7 @@ pub struct Context {
     pub kinds: Kinds,
     pub metrics: Metrics,
     pub default_image: String,
+    pub cluster_domain: String,
     recorder: Recorder,
     /// Consecutive failures per object (namespace/name), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -70,6 +78,7 @@ impl Context {
             kinds,
             metrics,
             default_image: config.default_image.clone(),
+            cluster_domain: config.cluster_domain.clone(),
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -178,7 +187,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
         let result = reconcile_pipeline(&sc, &ctx).await;
         let took = started.elapsed();
         match &result {
-            Ok(Reconciled::Applied) => {
+            Ok(Reconciled::Applied | Reconciled::RingBusy) => {
                 lock(&ctx.failures).remove(&key_of(&sc));
                 ctx.metrics.reconciled("ok", took);
             }
@@ -200,6 +209,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
         }
         result.map(|r| match r {
             Reconciled::Applied => Action::requeue(RESYNC),
+            Reconciled::RingBusy => Action::requeue(RING_REQUEUE),
             Reconciled::Invalid => Action::requeue(INVALID_REQUEUE),
             Reconciled::Deleting => Action::await_change(),
         })
@@ -218,6 +228,8 @@ pub fn error_policy(sc: Arc<SessionCluster>, _err: &Error, ctx: Arc<Context>) ->
 
 enum Reconciled {
     Applied,
+    /// Applied; the store's ring is still moving and must be polled again soon.
+    RingBusy,
     Invalid,
     Deleting,
 }
@@ -238,7 +250,11 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         return report_invalid(sc, ctx, invalid.to_string()).await;
     }
 
-    let inputs = inputs::read_or_generate(&ctx.client, sc, &ctx.default_image).await?;
+    let is_store = sc.spec.strategy == crate::api::Strategy::Store;
+    let mut inputs = inputs::read_or_generate(&ctx.client, sc, &ctx.default_image).await?;
+    if is_store {
+        inputs.store_pods_floor = crate::ring_driver::pods_floor(&ctx.client, sc).await?;
+    }
     let desired = match crate::build::desired_objects(sc, &inputs) {
         Ok(d) => d,
         // Mistakes in the spec that only the builders see are the user's to fix, like
@@ -360,14 +376,69 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         }
     }
 
+    let ring = if is_store {
+        Some(drive_ring(sc, ctx).await?)
+    } else {
+        None
+    };
     let observation = Observation {
         generation: sc.metadata.generation.unwrap_or_default(),
         workloads: workloads.iter().map(|(w, _)| w.clone()).collect(),
         invalid: None,
         failure: None,
+        ring: ring.as_ref().map(|r| crate::status::RingObservation {
+            epoch: r.epoch,
+            migrating: r.migrating,
+            waiting: r.waiting.clone(),
+        }),
     };
-    status_writer::write_observed(&ctx.client, sc, &observation, &workloads).await?;
-    Ok(Reconciled::Applied)
+    status_writer::write_observed(&ctx.client, sc, &observation, &workloads, ring.as_ref()).await?;
+    let busy = ring
+        .as_ref()
+        .is_some_and(|r| r.migrating || r.waiting.is_some() || r.advanced.is_some() || !r.steady);
+    Ok(if busy {
+        Reconciled::RingBusy
+    } else {
+        Reconciled::Applied
+    })
+}
+
+/// One step of the store's ring, with its Event and metrics.
+async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Error> {
+    let report = crate::ring_driver::sync(&ctx.client, sc, &ctx.cluster_domain).await?;
+    ctx.metrics
+        .ring_learning(report.progress.map_or(0, |(_, total)| total));
+    if let Some(step) = report.advanced {
+        ctx.metrics.ring_epoch(step.label());
+        let message = match step {
+            Advance::Bootstrap => format!(
+                "ring epoch {}: placed the partitions on {}",
+                report.epoch,
+                report.members.join(", ")
+            ),
+            Advance::AddLearners => format!(
+                "ring epoch {}: new owners joined as learners, copying {} partition replicas",
+                report.epoch,
+                report.progress.map_or(0, |(_, total)| total)
+            ),
+            Advance::Flip => format!(
+                "ring epoch {}: learners caught up, the new placement serves ({})",
+                report.epoch,
+                report.members.join(", ")
+            ),
+            Advance::RemoveDrained => format!(
+                "ring epoch {}: drained nodes hold nothing and left the ring",
+                report.epoch
+            ),
+            Advance::Rejoin => format!(
+                "ring epoch {}: a node restarted without every acknowledged write on disk re-learns its partitions",
+                report.epoch
+            ),
+        };
+        ctx.event(sc, EventType::Normal, "RingEpoch", "Ring", message, None)
+            .await;
+    }
+    Ok(report)
 }
 
 async fn report_invalid(

@@ -9,10 +9,12 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use crate::api::{
-    FrontendStatus, Phase, RingStatus, SessionCluster, SessionClusterStatus, StoreStatus,
+    FrontendStatus, MigrationStatus, Phase, RingStatus, SessionCluster, SessionClusterStatus,
+    StoreStatus,
 };
 use crate::controller::apply::FIELD_MANAGER;
 use crate::error::Error;
+use crate::ring_driver::RingReport;
 use crate::status::{self, Observation, Role, Workload, DEGRADED};
 
 /// Status after a successful apply, from the live workloads.
@@ -21,10 +23,23 @@ pub async fn write_observed(
     sc: &SessionCluster,
     obs: &Observation,
     workloads: &[(Workload, Value)],
+    ring: Option<&RingReport>,
 ) -> Result<(), Error> {
     let previous = sc.status.clone().unwrap_or_default();
     let summary = status::summarize(obs, &previous.conditions, &now());
-    let next = observed_status(&previous, obs.generation, summary, workloads);
+    let mut next = observed_status(&previous, obs.generation, summary, workloads);
+    if let Some(r) = ring {
+        next.ring = Some(RingStatus {
+            epoch: i64::try_from(r.epoch).unwrap_or(i64::MAX),
+            members: r.members.clone(),
+        });
+        next.migration = r.progress.map(|(done, total)| MigrationStatus {
+            target_epoch: i64::try_from(r.epoch + 1).unwrap_or(i64::MAX),
+            partitions_moved: i32::try_from(done).unwrap_or(i32::MAX),
+            partitions_total: i32::try_from(total).unwrap_or(i32::MAX),
+            ..MigrationStatus::default()
+        });
+    }
     write(client, sc, &previous, next).await
 }
 

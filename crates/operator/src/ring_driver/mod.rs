@@ -71,6 +71,8 @@ pub struct RingReport {
     pub waiting: Option<String>,
     /// Store pods that must keep running (drain before shrink).
     pub pods_needed: usize,
+    /// The ring is what is wanted and every node serves its epoch.
+    pub steady: bool,
 }
 
 /// Name of the ConfigMap holding a SessionCluster's ring state.
@@ -153,7 +155,7 @@ pub async fn sync(
     let step = decide(&want, state.as_ref(), &views)?;
     let mut report = report_of(state.as_ref(), wanted);
     match step {
-        Step::Steady => {}
+        Step::Steady => report.steady = true,
         Step::Wait(why) => report.waiting = Some(why),
         Step::Repush(lagging) => {
             if let Some(s) = &state {
@@ -185,6 +187,7 @@ fn report_of(state: Option<&RingState>, wanted: usize) -> RingReport {
             advanced: None,
             waiting: None,
             pods_needed: wanted,
+            steady: false,
         };
     };
     RingReport {
@@ -198,7 +201,33 @@ fn report_of(state: Option<&RingState>, wanted: usize) -> RingReport {
         advanced: None,
         waiting: None,
         pods_needed: decide::pods_needed(Some(s), wanted),
+        steady: false,
     }
+}
+
+/// Store pods the StatefulSet must keep although spec.store.replicas may be lower: the
+/// ring still lists them until they are drained.
+pub async fn pods_floor(client: &kube::Client, sc: &SessionCluster) -> Result<i32, RingError> {
+    let ns = sc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(RingError::MissingMetadata("metadata.namespace"))?;
+    let name = state_name(&sc.name_any());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+    let cm = cms.get_opt(&name).await.map_err(|source| RingError::Kube {
+        what: format!("ConfigMap {ns}/{name}"),
+        source,
+    })?;
+    let Some(json) = cm
+        .as_ref()
+        .and_then(|c| c.data.as_ref()?.get(STATE_KEY).cloned())
+    else {
+        return Ok(0);
+    };
+    let state: RingState =
+        serde_json::from_str(&json).map_err(|source| RingError::CorruptState { name, source })?;
+    Ok(i32::try_from(decide::pods_needed(Some(&state), 0)).unwrap_or(i32::MAX))
 }
 
 /// Admin addresses of the store pods that have an IP, by pod name.
