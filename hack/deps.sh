@@ -23,14 +23,27 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
   pkill -x redis-server 2>/dev/null || true
 fi
 
-REDIS_PY_VERSION=5.2.1
+REDIS_PY_VERSION=8.1.0
 if ! python3 -c "import redis, sys; sys.exit(0 if redis.__version__ == '${REDIS_PY_VERSION}' else 1)" 2>/dev/null; then
   echo "deps: pip install redis==${REDIS_PY_VERSION}"
   python3 -m pip install -q "redis==${REDIS_PY_VERSION}"
 fi
 
-if [ -f tests/clients/node/package-lock.json ] && [ ! -d tests/clients/node/node_modules ]; then
-  echo "deps: npm ci in tests/clients/node"
-  (cd tests/clients/node && npm ci --no-audit --no-fund --silent)
+for dir in tests/clients/node demo; do
+  if [ -f "$dir/package-lock.json" ] && [ ! -d "$dir/node_modules" ]; then
+    echo "deps: npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent)
+  fi
+done
+
+# The RESP parser's fuzz targets run on the nightly toolchain with cargo-fuzz.
+CARGO_FUZZ_VERSION=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  echo "deps: cargo install cargo-fuzz@${CARGO_FUZZ_VERSION}"
+  cargo install -q --locked "cargo-fuzz@${CARGO_FUZZ_VERSION}"
+fi
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "deps: rustup toolchain install nightly"
+  rustup toolchain install nightly --profile minimal
 fi
 echo "deps: ok"

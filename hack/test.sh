@@ -3,18 +3,27 @@
 #   1. system packages and client libraries the tests drive (hack/deps.sh)
 #   2. formatting and lints
 #   3. a real control plane built from source and started on loopback (hack/cluster.sh)
-#   4. every Rust test: pure unit and property tests, store processes driven by real Redis
-#      clients, the operator against the real kube-apiserver
-#   5. generated files in step with their sources, the Helm chart linted and installed
-#   6. a bounded fuzzing run of the RESP parser
-# Anything it starts is stopped on exit. A fresh machine also pays the one-off build of the
-# Kubernetes binaries (cached by version under ~/.cache/sessionplane).
+#   4. generated files (CRD, chart copy, rendered manifests) in step with their sources
+#   5. every Rust test: pure unit and property tests; store nodes as processes driven by real
+#      Redis clients (redis-cli, redis-benchmark, redis-py, express-session + connect-redis);
+#      the operator against the real kube-apiserver and controller-manager
+#   6. the Helm chart linted and installed into the control plane
+#   7. a bounded fuzzing run of the RESP parser
+#   8. end to end on a single-node cluster (kubelet, containerd, CNI, kube-proxy, CoreDNS):
+#      the chart, the Store example and the demo frontend, users staying logged in while
+#      frontends scale and pods are deleted (hack/e2e/run.sh)
+# Everything it starts is stopped on exit. A fresh machine also pays the one-off builds of
+# Kubernetes, etcd, helm, containerd and CoreDNS (cached by version under ~/.cache/sessionplane).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 export CARGO_TERM_COLOR=never
 started=$(date +%s)
 stage() { printf '\n=== %s (%ss)\n' "$*" "$(($(date +%s) - started))"; }
+teardown() {
+  bash "$REPO/hack/node/down.sh" >/dev/null 2>&1 || true
+  bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
+}
 
 stage "dependencies"
 bash hack/deps.sh
@@ -24,8 +33,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 stage "control plane"
+trap teardown EXIT
 bash hack/cluster.sh up
-trap 'bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true' EXIT
 eval "$(bash hack/cluster.sh env)"
 
 stage "generated files"
@@ -35,10 +44,12 @@ stage "rust tests"
 cargo test --workspace --locked --no-fail-fast
 
 stage "helm chart"
-helm lint charts/sessionplane
 bash hack/test-helm.sh
 
 stage "fuzz (bounded)"
-bash crates/store/fuzz/run.sh 60
+bash crates/store/fuzz/run.sh 30
+
+stage "end to end (single-node cluster)"
+bash hack/e2e/run.sh --teardown
 
 stage "done"
