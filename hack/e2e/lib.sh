@@ -25,11 +25,11 @@ E2E_T0=$SECONDS
 e2e_log() { printf '%s [%4ds] %s\n' "$(date -u +%H:%M:%S)" $((SECONDS - E2E_T0)) "$*" >&2; }
 e2e_die() { e2e_log "ERROR: $*"; exit 1; }
 
-# Runs "$@" until it succeeds, at most $2 seconds (one try a second).
+# Runs "$@" until it succeeds, for at most $2 seconds of wall time.
 e2e_wait() { # what seconds cmd...
-  local what=$1 secs=$2 i
+  local what=$1 secs=$2 deadline=$((SECONDS + $2))
   shift 2
-  for ((i = 0; i < secs; i++)); do
+  while ((SECONDS < deadline)); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 1
   done
@@ -135,8 +135,8 @@ e2e_ready() { # frontends stores
 }
 
 e2e_wait_ready() { # frontends stores seconds
-  local i
-  for ((i = 0; i < $3; i++)); do
+  local deadline=$((SECONDS + $3))
+  while ((SECONDS < deadline)); do
     e2e_ready "$1" "$2" && return 0
     sleep 1
   done
