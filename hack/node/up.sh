@@ -434,7 +434,10 @@ data:
         kubernetes $CLUSTER_DOMAIN in-addr.arpa ip6.arpa {
             pods insecure
             fallthrough in-addr.arpa ip6.arpa
-            ttl 30
+            # CoreDNS's own default. A restarted store pod keeps its name but not its IP,
+            # and its peers dial it by name: a 30 s TTL left them dialling the dead IP for
+            # up to 30 s after the pod was Ready again (e2e: every request failed then).
+            ttl 5
         }
         cache 30
         loadbalance
