@@ -14,6 +14,7 @@ need redis-server redis-server
 need openssl openssl
 need ip iproute2
 need iptables iptables
+need chromium chromium   # the end-to-end browser check drives Debian's headless Chromium
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   echo "deps: apt-get install ${apt_pkgs[*]}"
   apt-get update -qq

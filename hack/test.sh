@@ -9,15 +9,21 @@
 #      the operator against the real kube-apiserver and controller-manager
 #   6. the Helm chart linted and installed into the control plane
 #   7. a bounded fuzzing run of the RESP parser
+#   8. end to end on a single-node cluster (kubelet, containerd, runc, CNI, kube-proxy,
+#      CoreDNS): the chart, the Store example with the demo frontend, a headless browser, and
+#      50 users staying logged in while frontends scale 3 -> 6 -> 2 and pods are deleted
 # Everything it starts is stopped on exit. A fresh machine also pays the one-off builds of
-# Kubernetes, etcd and helm (cached by version under ~/.cache/sessionplane).
+# Kubernetes, etcd, helm, containerd and CoreDNS (cached by version under ~/.cache/sessionplane).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 export CARGO_TERM_COLOR=never
 started=$(date +%s)
 stage() { printf '\n=== %s (%ss)\n' "$*" "$(($(date +%s) - started))"; }
-teardown() { bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true; }
+teardown() {
+  bash "$REPO/hack/node/down.sh" >/dev/null 2>&1 || true
+  bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
+}
 
 stage "dependencies"
 bash hack/deps.sh
@@ -42,5 +48,8 @@ bash hack/test-helm.sh
 
 stage "fuzz (bounded)"
 bash crates/store/fuzz/run.sh 30
+
+stage "end to end (single-node cluster)"
+bash hack/e2e/run.sh --teardown
 
 stage "done"

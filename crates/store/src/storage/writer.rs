@@ -54,30 +54,9 @@ impl Storage {
 
     /// Applies `ops` in one transaction (shared with other queued writes); returns once
     /// they are as durable as the fsync policy promises.
-    ///
-    /// With `everysec` that promise is Redis's `appendfsync everysec`: key writes are
-    /// acknowledged once queued (in order, behind a bounded queue that pushes back) and
-    /// reach the disk within about a second; a crash may lose that second, which the node
-    /// reports after restart as `disk_complete: false` so the master re-teaches it.
-    /// Configuration and partition drops always wait for their commit: fencing and
-    /// ownership must never be ahead of the disk.
     pub async fn write(&self, ops: Vec<Op>) -> Result<(), StorageError> {
         if ops.is_empty() {
             return Ok(());
-        }
-        let keys_only = ops
-            .iter()
-            .all(|op| matches!(op, Op::Put { .. } | Op::Delete { .. }));
-        if self.policy == FsyncPolicy::Everysec && keys_only {
-            return self
-                .tx
-                .send(Job {
-                    ops,
-                    flush: false,
-                    done: None,
-                })
-                .await
-                .map_err(|_| StorageError::WriterGone);
         }
         let (done, wait) = oneshot::channel();
         self.tx
@@ -223,46 +202,6 @@ mod tests {
                 expires_at_ms: Some(42),
             },
         }
-    }
-
-    #[tokio::test]
-    async fn everysec_acknowledges_queued_key_writes_and_a_flush_makes_them_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = Storage::open(dir.path(), FsyncPolicy::Everysec).unwrap();
-            for seq in 1..=200u64 {
-                s.write(vec![Op::Put {
-                    partition: 3,
-                    key: format!("k{seq}").into_bytes(),
-                    record: rec(seq, b"v"),
-                }])
-                .await
-                .unwrap();
-            }
-            s.write(vec![Op::Delete {
-                partition: 3,
-                key: b"k7".to_vec(),
-            }])
-            .await
-            .unwrap();
-            // The flush is queued behind every acknowledged write, so once it returns
-            // they are all committed, in order.
-            s.flush().await.unwrap();
-        }
-        // The writer thread lets go of the database shortly after the handle is dropped.
-        let mut reopened = None;
-        for _ in 0..250 {
-            if let Ok(s) = Storage::open(dir.path(), FsyncPolicy::Everysec) {
-                reopened = Some(s);
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let s = reopened.expect("database reopens");
-        let keys: std::collections::BTreeSet<Vec<u8>> =
-            s.load().unwrap().into_iter().map(|(_, k, _)| k).collect();
-        assert_eq!(keys.len(), 199);
-        assert!(!keys.contains(b"k7".as_slice()), "the later delete won");
     }
 
     #[tokio::test]
