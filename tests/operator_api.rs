@@ -48,7 +48,15 @@ async fn crd_installs_with_status_scale_and_printer_columns() {
         );
     }
     // `kubectl explain` works because every field has a description.
-    let out = kubectl(&["explain", "sessioncluster.spec.routing"]);
+    // The API server publishes a new CRD's OpenAPI a few seconds after it is Established.
+    let mut out = kubectl(&["explain", "sessioncluster.spec.routing"]);
+    for _ in 0..30 {
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        out = kubectl(&["explain", "sessioncluster.spec.routing"]);
+    }
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
