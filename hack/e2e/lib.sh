@@ -96,7 +96,7 @@ e2e_install_operator() {
   local policy=Never
   [[ $E2E_TARGET == kubeconfig ]] && policy=${E2E_PULL_POLICY:-IfNotPresent}
   helm upgrade --install sessionplane "$E2E_REPO/charts/sessionplane" -n "$E2E_OPERATOR_NS" --create-namespace \
-    --set image.pullPolicy="$policy" >/dev/null || return 1
+    --set image.pullPolicy="$policy" --set replicaCount="${E2E_OPERATOR_REPLICAS:-1}" >/dev/null || return 1
   # A rebuilt image keeps its tag, so helm sees no change: restart to run what was just loaded.
   k -n "$E2E_OPERATOR_NS" rollout restart deployment -l app.kubernetes.io/instance=sessionplane >/dev/null || return 1
   k -n "$E2E_OPERATOR_NS" rollout status deployment -l app.kubernetes.io/instance=sessionplane --timeout=180s >/dev/null || {

@@ -82,6 +82,11 @@ function record(ph, res) {
   s.latencies.push(res.ms);
   if (res.status !== 200) {
     s.failures += 1;
+    // The failure window of the phase: from the start of its first failed request to the
+    // end of its last one (the e2e run bounds it in the phases that kill something).
+    const now = Date.now();
+    s.firstFail = Math.min(s.firstFail ?? Infinity, now - res.ms);
+    s.lastFail = now;
     const key = res.status ? `HTTP ${res.status}` : res.error;
     s.errors[key] = (s.errors[key] ?? 0) + 1;
   } else if (res.json?.pod) {
@@ -178,6 +183,7 @@ function summary() {
       max_ms: Math.round((lat[lat.length - 1] ?? NaN) * 10) / 10,
       errors: s.errors,
       pods: Object.keys(s.pods).length,
+      fail_window_s: s.failures ? Math.round((s.lastFail - s.firstFail) / 100) / 10 : 0,
     };
   });
 }
@@ -203,9 +209,9 @@ async function main() {
   const bad = checks.filter((c) => c.problem);
   const exact = checks.filter((c) => !c.problem && c.counter === c.lastAck).length;
   const rows = summary();
-  console.log("\nphase                     secs  requests  failures   p50 ms   p99 ms   max ms  pods  errors");
+  console.log("\nphase                     secs  requests  failures   p50 ms   p99 ms   max ms  pods  fail window s  errors");
   for (const r of rows) {
-    console.log(`${r.phase.padEnd(24)} ${String(r.seconds).padStart(5)} ${String(r.requests).padStart(9)} ${String(r.failures).padStart(9)} ${String(r.p50_ms).padStart(8)} ${String(r.p99_ms).padStart(8)} ${String(r.max_ms).padStart(8)} ${String(r.pods).padStart(5)}  ${JSON.stringify(r.errors)}`);
+    console.log(`${r.phase.padEnd(24)} ${String(r.seconds).padStart(5)} ${String(r.requests).padStart(9)} ${String(r.failures).padStart(9)} ${String(r.p50_ms).padStart(8)} ${String(r.p99_ms).padStart(8)} ${String(r.max_ms).padStart(8)} ${String(r.pods).padStart(5)}  ${String(r.fail_window_s).padStart(13)}  ${JSON.stringify(r.errors)}`);
   }
   const total = rows.reduce((a, r) => ({ requests: a.requests + r.requests, failures: a.failures + r.failures }), { requests: 0, failures: 0 });
   const acked = users.reduce((a, u) => a + u.acks, 0);
