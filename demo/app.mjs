@@ -17,29 +17,48 @@ function validUser(raw) {
   return user.length > 0 && user.length <= MAX_USER_LENGTH ? user : null;
 }
 
-// A request that the store keeps waiting gets a 503 rather than an open connection.
+// A request that the store keeps waiting gets a 503 rather than an open connection. From
+// then on the request is abandoned: the client was told it failed (or hung up and is not
+// listening), so a store call that answers later must not go on to save. Without this, a
+// slow read followed by a save lands an increment the client counted as failed, after the
+// client's next, acknowledged one.
 function requestTimeout(ms) {
   return (req, res, next) => {
     const timer = setTimeout(() => {
+      res.locals.abandoned = true;
       if (!res.headersSent) {
         res.status(503).type("text/plain").send(`session store did not answer within ${ms} ms\n`);
       }
     }, ms);
-    res.on("close", () => clearTimeout(timer));
+    res.on("close", () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) res.locals.abandoned = true;
+    });
     next();
   };
 }
 
-async function startSession(req, user) {
+class RequestAbandoned extends Error {}
+
+function ensureWanted(res) {
+  if (res.locals.abandoned || res.headersSent) {
+    throw new RequestAbandoned("the request timed out or the client went away before the save");
+  }
+}
+
+async function startSession(req, res, user) {
   // A fresh session id at login (no session fixation), then an explicit save so the
   // response is only sent once the store has the session.
+  ensureWanted(res);
   await promisify((cb) => req.session.regenerate(cb));
+  ensureWanted(res);
   req.session.user = user;
   req.session.counter = 0;
   await promisify((cb) => req.session.save(cb));
 }
 
-async function increment(req) {
+async function increment(req, res) {
+  ensureWanted(res);
   req.session.counter = (req.session.counter ?? 0) + 1;
   await promisify((cb) => req.session.save(cb));
   return req.session.counter;
@@ -89,12 +108,12 @@ export function createApp(config, client) {
   app.post("/login", async (req, res) => {
     const user = validUser(req.body?.username);
     if (!user) return res.status(400).type("html").send(loginPage(info, `a name of 1 to ${MAX_USER_LENGTH} characters, please`));
-    await startSession(req, user);
+    await startSession(req, res, user);
     res.redirect(303, "/");
   });
   app.post("/increment", async (req, res) => {
     if (!req.session.user) return res.redirect(303, "/");
-    await increment(req);
+    await increment(req, res);
     res.redirect(303, "/");
   });
   app.post("/logout", async (req, res) => {
@@ -107,7 +126,7 @@ export function createApp(config, client) {
   app.post("/api/login", async (req, res) => {
     const user = validUser(req.body?.user);
     if (!user) return res.status(400).json({ error: `user must be a string of 1 to ${MAX_USER_LENGTH} characters` });
-    await startSession(req, user);
+    await startSession(req, res, user);
     res.json(me(req));
   });
   app.get("/api/me", (req, res) => {
@@ -116,7 +135,7 @@ export function createApp(config, client) {
   });
   app.post("/api/increment", async (req, res) => {
     if (!req.session.user) return res.status(401).json({ error: "not logged in", pod: info.pod });
-    await increment(req);
+    await increment(req, res);
     res.json(me(req));
   });
   app.post("/api/logout", async (req, res) => {
@@ -127,6 +146,7 @@ export function createApp(config, client) {
   // Client errors keep their status; anything else came from the session store (reads,
   // saves, regenerate, destroy) and is a 503: the app stays up and says why.
   app.use((err, req, res, next) => {
+    if (err instanceof RequestAbandoned) return console.error(`${req.method} ${req.path}: ${err.message}; nothing saved`);
     if (res.headersSent) return next(err);
     const status = err.status >= 400 && err.status < 500 ? err.status : 503;
     const message = status === 503 ? `session store unavailable: ${err.message}` : err.message;

@@ -43,6 +43,11 @@ bash hack/check-generated.sh
 stage "rust tests"
 cargo test --workspace --locked --no-fail-fast
 
+stage "demo app tests (against the store's protocol front)"
+cargo build -p sessionplane-store --example memory-node --locked
+DEMO_TEST_STORE="${CARGO_TARGET_DIR:-$REPO/target}/debug/examples/memory-node" \
+  bash -c 'cd demo && node --test test/'
+
 stage "helm chart"
 bash hack/test-helm.sh
 

@@ -1,6 +1,7 @@
-// The demo against a real Redis-protocol server: the project's memory-node example
-// (target/debug/memory-node) when built, else redis-server. Two app instances share the
-// store, as two frontend pods would. Run: npm test (or node --test test/).
+// The demo against a real Redis-protocol server: the project's memory-node example (the
+// store's protocol front; path in DEMO_TEST_STORE, default target/debug/examples/memory-node)
+// when built, else redis-server. Two app instances share the store, as two frontend pods
+// would. Run: npm test (or node --test test/); hack/test.sh runs it with the example built.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -13,7 +14,7 @@ import { loadConfig, storeUrl, redactedUrl } from "../config.mjs";
 import { createStoreClient, connectInBackground, backoffMs } from "../store.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const memoryNode = path.resolve(here, "../../target/debug/memory-node");
+const memoryNode = process.env.DEMO_TEST_STORE ?? path.resolve(here, "../../target/debug/examples/memory-node");
 const PASSWORD = "demo-test-pw";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quiet = { log() {}, error() {} };
@@ -169,4 +170,25 @@ test("store down: 503 and not ready, no crash; store back: the app reconnects", 
   assert.equal(res.status, 401);
   res = await post(`${a.base}/api/login`, null, { user: "carol" });
   assert.equal(res.status, 200);
+});
+
+test("a request answered 503 on timeout saves nothing when the store answers later", async () => {
+  const a = apps[0];
+  let res = await post(`${a.base}/api/login`, null, { user: "dave" });
+  const cookie = cookieOf(res);
+  assert.equal((await post(`${a.base}/api/increment`, cookie)).status, 200);
+  // The store is frozen, not gone: the session read waits past the app's 2 s deadline.
+  store.kill("SIGSTOP");
+  try {
+    res = await post(`${a.base}/api/increment`, cookie);
+    assert.equal(res.status, 503);
+    assert.match(await res.text(), /did not answer within 2000 ms/);
+  } finally {
+    store.kill("SIGCONT");
+  }
+  // The PING behind readyz queues after the late read on the same connection, so once it
+  // answers, any save the late request made has reached the store before the next read.
+  await waitFor("readyz 200 after the store resumes", async () => (await fetch(`${a.base}/readyz`)).status === 200);
+  res = await fetch(`${a.base}/api/me`, { headers: { cookie } });
+  assert.deepEqual(await res.json(), { user: "dave", counter: 1, pod: "pod-a" });
 });

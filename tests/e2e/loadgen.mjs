@@ -6,14 +6,17 @@
 // and checked against what was acknowledged, and a report is printed (plus REPORT_JSON).
 //
 // A write is acknowledged when /api/increment answered 200 with the new counter. A request
-// that failed (timeout, 5xx, reset) may or may not have reached the store, so after k such
-// requests since the last acknowledgement the stored counter may be last+0..k. The checks:
+// that failed (timeout, 5xx, reset) may or may not have reached the store, and not
+// necessarily before the next request: a save the frontend sent just before it gave up can
+// still be applied while the store retries it (the store's client deadline is 15 s). So a
+// failed request stays "in doubt" until the next acknowledgement AND for IN_DOUBT_MS after
+// it failed; with k requests in doubt the stored counter may be last+0..k. The checks:
 //   * lost write:  an answer (or the final read) shows less than the last acknowledged value;
-//   * phantom:     more than last acknowledged + unacknowledged attempts;
+//   * phantom:     more than last acknowledged + requests in doubt (+1 for the answer itself);
 //   * logged out:  401 for a user who logged in (the session vanished).
 //
 // Environment: BASE_URL (http://ClusterIP), USERS (50), THINK_MS (200), TIMEOUT_MS (5000),
-// PHASE_FILE, REPORT_JSON, MAX_SECONDS (600, a hard stop).
+// IN_DOUBT_MS (20000), PHASE_FILE, REPORT_JSON, MAX_SECONDS (600, a hard stop).
 import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
 
@@ -24,6 +27,7 @@ const TIMEOUT_MS = Number(process.env.TIMEOUT_MS ?? 5000);
 const PHASE_FILE = process.env.PHASE_FILE;
 const REPORT_JSON = process.env.REPORT_JSON;
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 600);
+const IN_DOUBT_MS = Number(process.env.IN_DOUBT_MS ?? 20000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let phase = "steady";
@@ -103,6 +107,8 @@ class User {
     this.cookie = null;
     this.lastAck = 0;
     this.unacked = 0; // failed increments since lastAck
+    this.failedAt = []; // when each failed increment that may still land failed (ms)
+    this.lastAckAt = 0;
     this.acks = 0;
   }
 
@@ -115,11 +121,21 @@ class User {
         this.cookie = res.setCookie;
         this.lastAck = res.json?.counter ?? 0;
         this.unacked = 0;
+        this.failedAt = [];
+        this.lastAckAt = Date.now();
         return true;
       }
       await sleep(200);
     }
     return false;
+  }
+
+  // Failed increments that may still land: every one since the last acknowledgement, and
+  // earlier ones that failed less than IN_DOUBT_MS ago.
+  inDoubt() {
+    const now = Date.now();
+    this.failedAt = this.failedAt.filter((t) => t > this.lastAckAt || now - t < IN_DOUBT_MS);
+    return this.failedAt.length;
   }
 
   async increment() {
@@ -128,9 +144,11 @@ class User {
     record(ph, res);
     if (res.status === 200 && typeof res.json?.counter === "number") {
       const c = res.json.counter;
+      const doubt = this.inDoubt();
       if (c < this.lastAck + 1) violations.push({ user: this.name, phase: ph, kind: "lost write", detail: `answer ${c} after acknowledged ${this.lastAck}` });
-      else if (c > this.lastAck + 1 + this.unacked) violations.push({ user: this.name, phase: ph, kind: "phantom write", detail: `answer ${c}, acknowledged ${this.lastAck} + ${this.unacked} unacknowledged + 1` });
+      else if (c > this.lastAck + 1 + doubt) violations.push({ user: this.name, phase: ph, kind: "phantom write", detail: `answer ${c}, acknowledged ${this.lastAck} + ${doubt} in doubt + 1` });
       this.lastAck = c;
+      this.lastAckAt = Date.now();
       this.unacked = 0;
       this.acks += 1;
     } else if (res.status === 401) {
@@ -138,6 +156,7 @@ class User {
       await this.login();
     } else {
       this.unacked += 1;
+      this.failedAt.push(Date.now());
     }
   }
 
@@ -148,11 +167,12 @@ class User {
       if (res.status === 200 || res.status === 401) break;
       await sleep(250);
     }
-    const out = { user: this.name, status: res.status, lastAck: this.lastAck, unacked: this.unacked, counter: res.json?.counter };
+    const doubt = this.inDoubt();
+    const out = { user: this.name, status: res.status, lastAck: this.lastAck, unacked: this.unacked, inDoubt: doubt, counter: res.json?.counter };
     if (res.status !== 200) out.problem = `GET /api/me answered ${res.status || res.error}`;
     else if (res.json.user !== this.name) out.problem = `session belongs to ${res.json.user}`;
     else if (res.json.counter < this.lastAck) out.problem = `counter ${res.json.counter} < acknowledged ${this.lastAck} (lost write)`;
-    else if (res.json.counter > this.lastAck + this.unacked) out.problem = `counter ${res.json.counter} > acknowledged ${this.lastAck} + ${this.unacked} unacknowledged`;
+    else if (res.json.counter > this.lastAck + doubt) out.problem = `counter ${res.json.counter} > acknowledged ${this.lastAck} + ${doubt} in doubt`;
     return out;
   }
 
