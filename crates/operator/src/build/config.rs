@@ -32,10 +32,9 @@ pub(crate) fn settings(owner: &Owner<'_>) -> BTreeMap<String, String> {
     match spec.strategy {
         Strategy::Store => {
             put("SESSIONPLANE_PARTITIONS", spec.store.partitions.to_string());
-            put(
-                "SESSIONPLANE_REPLICATION_FACTOR",
-                spec.store.replication_factor.to_string(),
-            );
+            // No replication factor here: store nodes take it from each ring epoch the
+            // operator pushes, and as part of the hashed settings a change of it rolled
+            // every frontend and store pod in the middle of the re-replication (e2e).
             put(
                 "SESSIONPLANE_PEER_SERVICE",
                 names::store_headless(owner.name),

@@ -615,7 +615,11 @@ fn store_statefulset_has_what_the_store_needs() {
     let config = find(&objs, "ConfigMap", "shop-config");
     assert_eq!(config["data"]["SESSIONPLANE_FSYNC"], "always");
     assert_eq!(config["data"]["SESSIONPLANE_PARTITIONS"], "1024");
-    assert_eq!(config["data"]["SESSIONPLANE_REPLICATION_FACTOR"], "3");
+    // The ring epochs carry the replication factor; in the hashed settings a change of it
+    // would roll every pod mid-migration.
+    assert!(config["data"]
+        .get("SESSIONPLANE_REPLICATION_FACTOR")
+        .is_none());
     let headless = find(&objs, "Service", "shop-store-headless");
     assert_eq!(headless["spec"]["clusterIP"], "None");
     assert_eq!(headless["spec"]["publishNotReadyAddresses"], true);
@@ -663,6 +667,30 @@ fn a_settings_change_changes_the_config_hash() {
     };
     assert_ne!(hash(&a), hash(&b));
     assert_eq!(hash(&a), hash(&a.clone()));
+}
+
+#[test]
+fn a_store_resize_or_replication_change_rolls_no_pod() {
+    // The ring driver moves partitions for these; a new config hash would also restart
+    // every store and frontend pod in the middle of that move (seen end to end).
+    let a = cluster(cluster_json("Store", Affinity::None, Provider::Service));
+    let mut v = cluster_json("Store", Affinity::None, Provider::Service);
+    v["spec"]["store"]["replicas"] = json!(5);
+    v["spec"]["store"]["replicationFactor"] = json!(3);
+    let b = cluster(v);
+    let hashes = |sc: &SessionCluster| {
+        let objs = desired_objects(sc, &inputs()).expect("builds");
+        [
+            ("StatefulSet", "shop-store"),
+            ("Deployment", "shop-frontend"),
+        ]
+        .map(|(kind, name)| {
+            find(&objs, kind, name)["spec"]["template"]["metadata"]["annotations"]
+                ["sessionplane.dev/config-hash"]
+                .clone()
+        })
+    };
+    assert_eq!(hashes(&a), hashes(&b));
 }
 
 #[test]
