@@ -112,6 +112,9 @@ YAML
 
 lg_phase() { # name
   e2e_log "phase: $1"
+  # When each phase began by this machine's clock: the loadgen reads the phase file only
+  # every 200 ms, so failures are attributed by time (hack/e2e/resize.sh).
+  echo "$(date +%s%3N) $1" >>"$WORK/phase-times"
   if [[ $E2E_TARGET == local ]]; then
     echo "$1" >"$WORK/phase"
   else
@@ -233,6 +236,9 @@ sleep "$STEADY_SECONDS"
 # --- the store resizes under load (issue 5) ---------------------------------------------------
 # shellcheck source=hack/e2e/resize.sh
 source "$E2E_REPO/hack/e2e/resize.sh"
+# Each step measures its movement from a settled ring: whatever the store pod deletion
+# set in motion must be finished first.
+check "store ring settled before the resizes (store=3 rf=2, Migrating=False)" wait_store_settled 2 3 2 "$RESIZE_TIMEOUT"
 
 resize_step store-3-to-5 5 2 kill-operator
 lg_phase after-store-5
@@ -250,7 +256,7 @@ sleep "$STEADY_SECONDS"
 lg_phase stop
 check "every user still logged in with the last acknowledged counter, no acknowledged write lost" lg_finish
 if [[ -f $WORK/report.json ]]; then
-  check_failure_windows "$WORK/report.json"
+  check_failure_windows "$WORK/report.json" "$WORK/phase-times"
 fi
 ring_events
 check "SessionCluster Ready=True with frontend=2 store=4 at the end" e2e_ready 2 4

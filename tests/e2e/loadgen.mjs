@@ -78,8 +78,9 @@ function request(method, path, cookie, body) {
 
 // Per-phase statistics.
 const stats = new Map();
+const failedRequests = [];
 function record(ph, res) {
-  if (!stats.has(ph)) stats.set(ph, { requests: 0, failures: 0, latencies: [], errors: {}, pods: {}, started: Date.now(), ended: Date.now() });
+  if (!stats.has(ph)) stats.set(ph, { requests: 0, failures: 0, latencies: [], errors: {}, messages: [], pods: {}, started: Date.now(), ended: Date.now() });
   const s = stats.get(ph);
   s.requests += 1;
   s.ended = Date.now();
@@ -93,6 +94,11 @@ function record(ph, res) {
     s.lastFail = now;
     const key = res.status ? `HTTP ${res.status}` : res.error;
     s.errors[key] = (s.errors[key] ?? 0) + 1;
+    // Every failed request, with the phase it ended in as well as the one it started in:
+    // a request in flight when something is killed fails after the kill phase began.
+    const message = typeof res.json?.error === "string" ? res.json.error : undefined;
+    if (failedRequests.length < 10000) failedRequests.push({ phase: ph, ended_in: phase, start: Math.round(now - res.ms), end: now, error: key, message });
+    if (message && !s.messages.includes(message) && s.messages.length < 3) s.messages.push(message);
   } else if (res.json?.pod) {
     s.pods[res.json.pod] = (s.pods[res.json.pod] ?? 0) + 1;
   }
@@ -204,6 +210,7 @@ function summary() {
       errors: s.errors,
       pods: Object.keys(s.pods).length,
       fail_window_s: s.failures ? Math.round((s.lastFail - s.firstFail) / 100) / 10 : 0,
+      messages: s.messages,
     };
   });
 }
@@ -233,6 +240,7 @@ async function main() {
   for (const r of rows) {
     console.log(`${r.phase.padEnd(24)} ${String(r.seconds).padStart(5)} ${String(r.requests).padStart(9)} ${String(r.failures).padStart(9)} ${String(r.p50_ms).padStart(8)} ${String(r.p99_ms).padStart(8)} ${String(r.max_ms).padStart(8)} ${String(r.pods).padStart(5)}  ${String(r.fail_window_s).padStart(13)}  ${JSON.stringify(r.errors)}`);
   }
+  for (const r of rows) for (const m of r.messages) console.log(`  ${r.phase}: ${m}`);
   const total = rows.reduce((a, r) => ({ requests: a.requests + r.requests, failures: a.failures + r.failures }), { requests: 0, failures: 0 });
   const acked = users.reduce((a, u) => a + u.acks, 0);
   console.log(`\ntotal: ${total.requests} requests, ${total.failures} failures, ${acked} acknowledged increments`);
@@ -240,7 +248,7 @@ async function main() {
   for (const b of bad.slice(0, 10)) console.log(`  BAD ${b.user}: ${b.problem}`);
   console.log(`violations during the run: ${violations.length}`);
   for (const v of violations.slice(0, 10)) console.log(`  ${v.kind} ${v.user} in ${v.phase}: ${v.detail}`);
-  const result = { users: USERS, phases: rows, total, acknowledged: acked, final_ok: checks.length - bad.length, final_exact: exact, final_bad: bad, violations };
+  const result = { users: USERS, phases: rows, total, acknowledged: acked, final_ok: checks.length - bad.length, final_exact: exact, final_bad: bad, violations, failed_requests: failedRequests };
   if (REPORT_JSON) writeFileSync(REPORT_JSON, JSON.stringify(result, null, 2));
   const ok = bad.length === 0 && violations.length === 0;
   console.log(`loadgen: ${ok ? "PASS" : "FAIL"}`);
