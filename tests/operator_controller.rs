@@ -126,27 +126,6 @@ fn frontend_replicas(objs: &Owned) -> i64 {
         .unwrap_or(-1)
 }
 
-fn scrape(addr: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn counter(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Store strategy end to end: create, the owned objects, status, no-op reconcile,
 /// hand edits restored, changes followed, `kubectl scale`, deletion collected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -209,6 +209,14 @@ fn rand_suffix() -> u32 {
     h.finish() as u32
 }
 
+/// A staged cookie key seals this soon in the tests (the operator's default is 120 s), so a
+/// whole rotation fits in a test.
+pub const KEYRING_PROPAGATION: Duration = Duration::from_secs(3);
+
+fn keyring_propagation() -> Duration {
+    KEYRING_PROPAGATION
+}
+
 /// Starts the operator in-process, watching only `ns`, with its Lease in `ns`.
 pub async fn start_operator(
     client: &Client,
@@ -226,6 +234,7 @@ pub async fn start_operator(
         leader_election: true,
         image: "example.invalid/sessionplane:test".to_owned(),
         cluster_domain: "cluster.local".to_owned(),
+        keyring_propagation: keyring_propagation(),
     };
     runtime::start(client.clone(), settings)
         .await
@@ -329,4 +338,27 @@ pub async fn wait_object(
         },
     )
     .await
+}
+
+/// The operator's /metrics page.
+pub fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of one counter series (name with labels) on a metrics page; 0 when absent.
+pub fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }

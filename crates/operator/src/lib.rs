@@ -5,6 +5,7 @@ pub mod build;
 pub mod controller;
 pub mod error;
 pub mod http;
+pub mod keyring;
 pub mod leader;
 pub mod metrics;
 pub mod ring_driver;
@@ -53,6 +54,17 @@ pub struct OperatorArgs {
     )]
     pub cluster_domain: String,
 
+    /// Seconds a new cookie key (strategy Client) is only staged before it seals new
+    /// cookies: longer than a Secret update takes to reach every frontend pod's volume
+    /// (the kubelet's sync period, 1 min by default, plus its cache TTL).
+    #[arg(
+        long,
+        env = "SESSIONPLANE_KEYRING_PROPAGATION_SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub keyring_propagation_seconds: u64,
+
     /// Image of store nodes and agents when a SessionCluster names none: the operator's own.
     #[arg(long, env = "SESSIONPLANE_IMAGE", default_value = DEFAULT_IMAGE)]
     pub image: String,
@@ -97,6 +109,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         leader_election: args.leader_election,
         image: args.image,
         cluster_domain: args.cluster_domain,
+        keyring_propagation: std::time::Duration::from_secs(args.keyring_propagation_seconds),
     };
     runtime::run_until_signal(client, settings).await
 }

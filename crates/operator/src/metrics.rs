@@ -30,6 +30,7 @@ pub struct Metrics {
     leader: Gauge,
     ring_epochs: Family<StepLabels, Counter>,
     ring_learning: Gauge,
+    keyring_steps: Family<StepLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,7 @@ impl Metrics {
         let leader = Gauge::default();
         let ring_epochs = Family::<StepLabels, Counter>::default();
         let ring_learning = Gauge::default();
+        let keyring_steps = Family::<StepLabels, Counter>::default();
         let mut registry = Registry::with_prefix("sessionplane_operator");
         registry.register(
             "reconciles",
@@ -85,7 +87,13 @@ impl Metrics {
             "Partition replicas being copied to new owners, over all SessionClusters last reconciled",
             ring_learning.clone(),
         );
+        registry.register(
+            "keyring_rotation_steps",
+            "Cookie keyring rotation steps (strategy Client), by step (staged, promoted)",
+            keyring_steps.clone(),
+        );
         Metrics {
+            keyring_steps,
             ring_epochs,
             ring_learning,
             registry: Arc::new(registry),
@@ -114,6 +122,11 @@ impl Metrics {
     /// Counts one new ring epoch by the step that made it.
     pub fn ring_epoch(&self, step: &'static str) {
         self.ring_epochs.get_or_create(&StepLabels { step }).inc();
+    }
+
+    /// Counts one cookie-keyring rotation step.
+    pub fn keyring_step(&self, step: &'static str) {
+        self.keyring_steps.get_or_create(&StepLabels { step }).inc();
     }
 
     /// Partition replicas still being copied in the SessionCluster last reconciled.

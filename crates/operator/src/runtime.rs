@@ -32,6 +32,8 @@ pub struct Settings {
     pub image: String,
     /// DNS domain of the cluster (store peer addresses).
     pub cluster_domain: String,
+    /// Seconds a staged cookie key waits before it seals (strategy Client).
+    pub keyring_propagation: std::time::Duration,
     pub timings: Timings,
 }
 
@@ -209,6 +211,7 @@ async fn lead_loop(
             instance: settings.identity.clone(),
             default_image: settings.image.clone(),
             cluster_domain: settings.cluster_domain.clone(),
+            keyring_propagation: settings.keyring_propagation,
         };
         let outcome = controller::run(
             client.clone(),

@@ -52,6 +52,9 @@ pub struct ControllerConfig {
     pub default_image: String,
     /// DNS domain of the cluster, for the store nodes' peer addresses.
     pub cluster_domain: String,
+    /// How long a staged cookie key waits before it seals (strategy Client): longer than a
+    /// Secret takes to reach every frontend's volume.
+    pub keyring_propagation: Duration,
 }
 
 /// Shared state of all reconciles.
@@ -61,6 +64,7 @@ pub struct Context {
     pub metrics: Metrics,
     pub default_image: String,
     pub cluster_domain: String,
+    pub keyring_propagation: Duration,
     recorder: Recorder,
     /// Consecutive failures per object (namespace/name), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
@@ -79,6 +83,7 @@ impl Context {
             metrics,
             default_image: config.default_image.clone(),
             cluster_domain: config.cluster_domain.clone(),
+            keyring_propagation: config.keyring_propagation,
             failures: Mutex::new(HashMap::new()),
         }
     }
@@ -187,7 +192,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
         let result = reconcile_pipeline(&sc, &ctx).await;
         let took = started.elapsed();
         match &result {
-            Ok(Reconciled::Applied | Reconciled::RingBusy) => {
+            Ok(Reconciled::Applied | Reconciled::RingBusy | Reconciled::KeyringDue(_)) => {
                 lock(&ctx.failures).remove(&key_of(&sc));
                 ctx.metrics.reconciled("ok", took);
             }
@@ -210,6 +215,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
         result.map(|r| match r {
             Reconciled::Applied => Action::requeue(RESYNC),
             Reconciled::RingBusy => Action::requeue(RING_REQUEUE),
+            Reconciled::KeyringDue(after) => Action::requeue(after.min(RESYNC)),
             Reconciled::Invalid => Action::requeue(INVALID_REQUEUE),
             Reconciled::Deleting => Action::await_change(),
         })
@@ -230,6 +236,8 @@ enum Reconciled {
     Applied,
     /// Applied; the store's ring is still moving and must be polled again soon.
     RingBusy,
+    /// Applied; the cookie keyring's next rotation step is due after this long.
+    KeyringDue(Duration),
     Invalid,
     Deleting,
 }
@@ -251,7 +259,18 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     }
 
     let is_store = sc.spec.strategy == crate::api::Strategy::Store;
-    let mut inputs = inputs::read_or_generate(&ctx.client, sc, &ctx.default_image).await?;
+    let now = unix_now();
+    let inputs::Inputs {
+        build: mut inputs,
+        keyring,
+    } = inputs::read_or_generate(
+        &ctx.client,
+        sc,
+        &ctx.default_image,
+        now,
+        i64::try_from(ctx.keyring_propagation.as_secs()).unwrap_or(i64::MAX),
+    )
+    .await?;
     if is_store {
         inputs.store_pods_floor = crate::ring_driver::pods_floor(&ctx.client, sc).await?;
     }
@@ -376,6 +395,10 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         }
     }
 
+    if let Some(step) = &keyring {
+        report_keyring_step(sc, ctx, step).await;
+    }
+
     let ring = if is_store {
         Some(drive_ring(sc, ctx).await?)
     } else {
@@ -398,9 +421,58 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         .is_some_and(|r| r.migrating || r.waiting.is_some() || r.advanced.is_some() || !r.steady);
     Ok(if busy {
         Reconciled::RingBusy
+    } else if let Some(step) = keyring {
+        // A second late at most: the step is due when its second has passed.
+        let wait = u64::try_from(step.next_due.saturating_sub(now)).unwrap_or(0) + 1;
+        Reconciled::KeyringDue(Duration::from_secs(wait))
     } else {
         Reconciled::Applied
     })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The Event and metric of a cookie-keyring rotation step (strategy Client); the Secret
+/// carrying it was applied above.
+async fn report_keyring_step(sc: &SessionCluster, ctx: &Context, step: &inputs::KeyringStep) {
+    use crate::keyring::Rotation;
+    let Some(rotation) = &step.rotation else {
+        return;
+    };
+    ctx.metrics.keyring_step(rotation.label());
+    let secret = crate::build::names::keyring(&sc.name_any());
+    let (reason, note) = match rotation {
+        Rotation::Staged { key } => (
+            "KeyStaged",
+            format!(
+                "cookie key {key} added to Secret {secret}: frontends can open cookies sealed \
+                 with it; it seals new cookies in {} s",
+                ctx.keyring_propagation.as_secs()
+            ),
+        ),
+        Rotation::Promoted { key, retired } if retired.is_empty() => (
+            "KeyRotated",
+            format!("cookie key {key} now seals new cookies (Secret {secret})"),
+        ),
+        Rotation::Promoted { key, retired } => (
+            "KeyRotated",
+            format!(
+                "cookie key {key} now seals new cookies (Secret {secret}); retired key(s) {}",
+                retired
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    };
+    tracing::info!(reason, %note, "keyring");
+    ctx.event(sc, EventType::Normal, reason, "RotateKeyring", note, None)
+        .await;
 }
 
 /// One step of the store's ring, with its Event and metrics.
