@@ -362,3 +362,29 @@ pub fn counter(metrics: &str, series: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// (kind, name) → object, for everything labelled with the cluster.
+pub type Owned = std::collections::BTreeMap<(String, String), Value>;
+
+/// Every object of the operator's owned kinds carrying the cluster label.
+pub async fn owned(ns: &TestNs, cluster: &str) -> Owned {
+    let mut out = Owned::new();
+    let lp =
+        kube::api::ListParams::default().labels(&format!("sessionplane.dev/cluster={cluster}"));
+    for (av, kind) in sessionplane_operator::build::owned_kinds() {
+        let list = ns
+            .dynamic(av, kind)
+            .list(&lp)
+            .await
+            .unwrap_or_else(|e| panic!("list {kind}: {e}"));
+        for item in list.items {
+            let v = serde_json::to_value(&item).expect("an object is JSON");
+            let name = v["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            out.insert((kind.to_string(), name), v);
+        }
+    }
+    out
+}
