@@ -10,6 +10,8 @@
 #      the frontends scale 3 -> 6 -> 2, a frontend pod and a store pod are deleted
 #   6. every user still logged in, counter == last acknowledged value (+ at most the
 #      increments whose answer was lost), no acknowledged write lost; report per phase
+#   7. strategy Client (hack/e2e/client.sh): the Client example under load while the
+#      operator rotates the cookie keyring; nobody logged out, no pod restarted
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -230,3 +232,8 @@ if [[ -f $WORK/report.json ]]; then
   check "no failed request in steady state ($steady_failures)" test "$steady_failures" -eq 0
 fi
 check "SessionCluster Ready=True with frontend=2 store=3 at the end" e2e_ready 2 3
+
+# --- strategy Client: cookie sessions while the keyring rotates ------------------------------
+# shellcheck source=hack/e2e/client.sh
+source "$E2E_REPO/hack/e2e/client.sh"
+client_e2e
