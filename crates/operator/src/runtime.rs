@@ -33,6 +33,8 @@ pub struct Settings {
     /// DNS domain of the cluster (store peer addresses).
     pub cluster_domain: String,
     pub timings: Timings,
+    /// When a store node that stops answering is failed over.
+    pub failover: crate::ring_driver::health::FailoverPolicy,
 }
 
 /// A running operator, for callers that start it in-process (the integration tests).
@@ -209,6 +211,7 @@ async fn lead_loop(
             instance: settings.identity.clone(),
             default_image: settings.image.clone(),
             cluster_domain: settings.cluster_domain.clone(),
+            failover: settings.failover,
         };
         let outcome = controller::run(
             client.clone(),
