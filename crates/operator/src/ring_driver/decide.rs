@@ -149,7 +149,7 @@ pub fn decide(
         });
     };
 
-    if let Some(step) = fail_over(state, nodes) {
+    if let Some(step) = fail_over(want, state, nodes) {
         return Ok(step);
     }
 
@@ -255,6 +255,23 @@ pub fn decide(
                 .map(String::as_str),
         );
         if unanswered.is_empty() {
+            // Failed nodes the SessionCluster no longer wants (scaled down past them) are
+            // forgotten, so the status stops listing them.
+            let forgotten: BTreeSet<String> = state
+                .failed
+                .iter()
+                .filter(|id| !want.members.contains_key(*id) && !state.members.contains_key(*id))
+                .cloned()
+                .collect();
+            if !forgotten.is_empty() {
+                let mut next = state.clone();
+                next.epoch += 1;
+                next.failed.retain(|id| !forgotten.contains(id));
+                return Ok(Step::Advance {
+                    state: next,
+                    why: Advance::RemoveDrained,
+                });
+            }
             return Ok(Step::Steady);
         }
         return Ok(Step::Wait(format!(
@@ -309,9 +326,10 @@ fn proven(state: &RingState, nodes: &BTreeMap<String, NodeView>, p: u32, node: &
 /// primary, a proven replica takes over (ring's `failover`); a partition without one
 /// keeps its dead primary and waits. A change in progress that involved a dead node is
 /// abandoned: learners restart at every epoch anyway, and the next change is planned
-/// from the placement that survived. None when nothing changes (the dead nodes are gone
+/// from the placement that survived. A dead node the SessionCluster still wants (or that
+/// stays named as a primary) is remembered in `failed`. None when nothing changes (the dead nodes are gone
 /// already, or only remain as primaries of partitions still unavailable).
-fn fail_over(state: &RingState, nodes: &BTreeMap<String, NodeView>) -> Option<Step> {
+fn fail_over(want: &Want, state: &RingState, nodes: &BTreeMap<String, NodeView>) -> Option<Step> {
     let dead: Vec<String> = state
         .members
         .keys()
@@ -347,7 +365,10 @@ fn fail_over(state: &RingState, nodes: &BTreeMap<String, NodeView>) -> Option<St
         if !still_primary.contains(d) {
             next.members.remove(d);
         }
-        next.failed.insert(d.clone());
+        // Remembered while wanted (placement must not wait for it) or still named.
+        if want.members.contains_key(d) || still_primary.contains(d) {
+            next.failed.insert(d.clone());
+        }
     }
     if next.same_decision(state) {
         return None;

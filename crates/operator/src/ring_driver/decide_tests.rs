@@ -559,6 +559,22 @@ fn a_dead_draining_node_leaves_without_its_word() {
     assert_placed(&done, &w2);
 }
 
+#[test]
+fn a_failed_node_scaled_away_is_forgotten() {
+    let w3 = want(3, 2);
+    let (s, _) = converge(&w3, None);
+    let dead = "s-store-2";
+    let silent: Adjust = &|_, nodes| down(nodes, dead);
+    let (after, _, _) = drive(&w3, s, silent);
+    assert!(after.failed.contains(dead));
+    let w2 = want(2, 2);
+    let (end, steps, last) = drive(&w2, after, silent);
+    assert_eq!(steps, vec![Advance::RemoveDrained]);
+    assert_eq!(last, Step::Steady);
+    assert!(end.failed.is_empty());
+    assert_placed(&end, &w2);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     /// Any set of dead nodes, any subset of survivors proven: only proven replicas are
