@@ -171,7 +171,31 @@ pub fn decide(
                 .is_some_and(|n| n.epoch.is_none() && !n.disk_complete)
         })
         .collect();
-    if let Some(next) = rejoin_as_learners(state, &incomplete) {
+    if let Some(next) = rejoin_as_learners(state, &incomplete, |_, _| true) {
+        return Ok(Step::Advance {
+            state: next,
+            why: Advance::Rejoin,
+        });
+    }
+    // The same node may have been handed the epoch by a peer before the operator saw it
+    // restart: it then serves the epoch in force as a replica of partitions its own status
+    // says it does not hold completely. Those partitions are re-taught too.
+    let serving_incomplete: Vec<&String> = state
+        .members
+        .keys()
+        .filter(|id| {
+            nodes.get(id.as_str()).is_some_and(|n| {
+                n.reachable && !n.down && !n.disk_complete && n.epoch == Some(state.epoch)
+            })
+        })
+        .collect();
+    let partial = |p: usize, id: &str| {
+        let Ok(p) = u32::try_from(p) else {
+            return false;
+        };
+        nodes.get(id).is_some_and(|n| !n.in_sync.contains_key(&p))
+    };
+    if let Some(next) = rejoin_as_learners(state, &serving_incomplete, partial) {
         return Ok(Step::Advance {
             state: next,
             why: Advance::Rejoin,
@@ -383,11 +407,16 @@ fn fail_over(want: &Want, state: &RingState, nodes: &BTreeMap<String, NodeView>)
 }
 
 /// Demotes restarted nodes whose disks may lack acknowledged writes from in-sync replicas
-/// to learners, so the primary teaches them before they serve again; the placement they
-/// left becomes the target. None when nothing needs it, or when a partition would be left
-/// without any in-sync replica (replication factor 1: nobody else has the data).
-fn rejoin_as_learners(state: &RingState, incomplete: &[&String]) -> Option<RingState> {
-    if incomplete.is_empty() {
+/// to learners, for the partitions `needs(partition, node)` names, so the primary teaches
+/// them before they serve again; the placement they left becomes the target. None when
+/// nothing needs it, or when a partition would be left without any in-sync replica
+/// (replication factor 1: nobody else has the data).
+fn rejoin_as_learners(
+    state: &RingState,
+    nodes: &[&String],
+    needs: impl Fn(usize, &str) -> bool,
+) -> Option<RingState> {
+    if nodes.is_empty() {
         return None;
     }
     let mut next = state.clone();
@@ -397,9 +426,14 @@ fn rejoin_as_learners(state: &RingState, incomplete: &[&String]) -> Option<RingS
         next.learners.clone()
     };
     let mut changed = false;
-    for (reps, learning) in next.replicas.iter_mut().zip(learners.iter_mut()) {
-        for id in incomplete {
-            if reps.contains(id) && reps.len() > 1 {
+    for (p, (reps, learning)) in next
+        .replicas
+        .iter_mut()
+        .zip(learners.iter_mut())
+        .enumerate()
+    {
+        for id in nodes {
+            if reps.contains(id) && reps.len() > 1 && needs(p, id.as_str()) {
                 reps.retain(|r| r != *id);
                 learning.push((*id).clone());
                 changed = true;

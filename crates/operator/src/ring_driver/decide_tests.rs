@@ -287,6 +287,42 @@ fn a_node_back_with_an_incomplete_disk_relearns_before_it_serves() {
     );
 }
 
+#[test]
+fn a_node_given_the_epoch_by_a_peer_before_it_was_re_taught_relearns_what_it_lacks() {
+    let w = want(3, 2);
+    let (s, _) = converge(&w, None);
+    let id = "s-store-2".to_string();
+    let held: Vec<u32> = (0..s.partitions)
+        .filter(|p| s.replicas[*p as usize].contains(&id))
+        .collect();
+    let (lacking, whole) = held.split_at(held.len() / 2);
+    let mut nodes = perfect(w.members.keys().cloned(), Some(&s));
+    if let Some(n) = nodes.get_mut(&id) {
+        n.disk_complete = false;
+        n.in_sync.retain(|p, _| !lacking.contains(p));
+    }
+    let Step::Advance { state: next, why } = decide(&w, Some(&s), &nodes).expect("decide") else {
+        panic!("expected a rejoin")
+    };
+    assert_eq!(why, Advance::Rejoin);
+    for p in lacking {
+        assert!(!next.replicas[*p as usize].contains(&id), "partition {p}");
+        assert!(next.learners[*p as usize].contains(&id), "partition {p}");
+    }
+    for p in whole {
+        assert!(
+            next.replicas[*p as usize].contains(&id),
+            "partition {p} stays"
+        );
+    }
+    // A node whose disk is complete is never demoted on this ground.
+    let mut nodes = perfect(w.members.keys().cloned(), Some(&s));
+    if let Some(n) = nodes.get_mut(&id) {
+        n.in_sync.clear();
+    }
+    assert_eq!(decide(&w, Some(&s), &nodes).expect("decide"), Step::Steady);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     /// Any sequence of resizes and replication-factor changes converges to the wanted
