@@ -224,6 +224,17 @@ pub async fn start_operator(
     identity: &str,
     timings: Timings,
 ) -> Running {
+    start_operator_with(client, ns, identity, timings, Default::default()).await
+}
+
+/// The same, with a store failover policy of its own (short windows in tests).
+pub async fn start_operator_with(
+    client: &Client,
+    ns: &str,
+    identity: &str,
+    timings: Timings,
+    failover: sessionplane_operator::ring_driver::health::FailoverPolicy,
+) -> Running {
     let settings = Settings {
         metrics_addr: "127.0.0.1:0".parse().expect("loopback address"),
         watch_namespace: Some(ns.to_owned()),
@@ -235,6 +246,7 @@ pub async fn start_operator(
         image: "example.invalid/sessionplane:test".to_owned(),
         cluster_domain: "cluster.local".to_owned(),
         keyring_propagation: keyring_propagation(),
+        failover,
     };
     runtime::start(client.clone(), settings)
         .await
@@ -243,7 +255,16 @@ pub async fn start_operator(
 
 /// Starts one operator for `ns` and waits until it leads and its caches are synced.
 pub async fn start_leader(client: &Client, ns: &str) -> Running {
-    let op = start_operator(client, ns, "test-operator", Timings::default()).await;
+    start_leader_with(client, ns, Default::default()).await
+}
+
+/// The same, with a store failover policy of its own.
+pub async fn start_leader_with(
+    client: &Client,
+    ns: &str,
+    failover: sessionplane_operator::ring_driver::health::FailoverPolicy,
+) -> Running {
+    let op = start_operator_with(client, ns, "test-operator", Timings::default(), failover).await;
     let ready = op.ready.clone();
     let lead = op.leadership.clone();
     wait_for(

@@ -35,6 +35,8 @@ pub struct Settings {
     /// Seconds a staged cookie key waits before it seals (strategy Client).
     pub keyring_propagation: std::time::Duration,
     pub timings: Timings,
+    /// When a store node that stops answering is failed over.
+    pub failover: crate::ring_driver::health::FailoverPolicy,
 }
 
 /// A running operator, for callers that start it in-process (the integration tests).
@@ -212,6 +214,7 @@ async fn lead_loop(
             default_image: settings.image.clone(),
             cluster_domain: settings.cluster_domain.clone(),
             keyring_propagation: settings.keyring_propagation,
+            failover: settings.failover,
         };
         let outcome = controller::run(
             client.clone(),
