@@ -1,10 +1,13 @@
 // The Express app: login page and per-user counter, kept in an express-session session that
-// connect-redis stores through the Redis protocol. Writes are saved to the store before the
-// response goes out, so a 200 means the store acknowledged the new counter.
+// connect-redis stores through the Redis protocol (strategies Store, Sticky, Replicated), or
+// in an encrypted cookie sealed with the operator's keyring (strategy Client, when
+// SESSIONPLANE_KEYRING_DIR is set). Writes are saved before the response goes out, so a 200
+// means the store acknowledged the new counter (or the new cookie is in the answer).
 import express from "express";
 import session from "express-session";
 import { RedisStore } from "connect-redis";
 import { ping } from "./store.mjs";
+import { cookieSession, keyringSource } from "./cookie-session.mjs";
 import { counterPage, loginPage } from "./views.mjs";
 
 export const COOKIE_NAME = "sp.sid";
@@ -76,9 +79,11 @@ export function createApp(config, client) {
 
   // Health checks come before the session middleware: they never touch a session.
   app.get("/healthz", (req, res) => res.type("text/plain").send("ok\n"));
+  const keyring = config.keyringDir ? keyringSource(config.keyringDir) : null;
   app.get("/readyz", async (req, res) => {
     try {
-      await ping(client, 1000);
+      if (keyring) keyring();
+      else await ping(client, 1000);
       res.type("text/plain").send("ok\n");
     } catch (err) {
       res.status(503).type("text/plain").send(`not ready: ${err.message}\n`);
@@ -88,16 +93,28 @@ export function createApp(config, client) {
   app.use(requestTimeout(config.requestTimeoutMs));
   app.use(express.urlencoded({ extended: false, limit: "4kb" }));
   app.use(express.json({ limit: "4kb" }));
-  app.use(
-    session({
-      name: COOKIE_NAME,
-      store: new RedisStore({ client, prefix: "sp:sess:", ttl: config.ttlSeconds }),
-      secret: config.sessionSecret,
-      resave: false,
-      saveUninitialized: false,
-      cookie: { maxAge: config.ttlSeconds * 1000, httpOnly: true, sameSite: "lax", secure: config.secureCookie },
-    }),
-  );
+  if (keyring) {
+    app.use(
+      cookieSession({
+        name: COOKIE_NAME,
+        keyring,
+        ttlSeconds: config.ttlSeconds,
+        maxSessionBytes: config.maxSessionBytes,
+        secure: config.secureCookie,
+      }),
+    );
+  } else {
+    app.use(
+      session({
+        name: COOKIE_NAME,
+        store: new RedisStore({ client, prefix: "sp:sess:", ttl: config.ttlSeconds }),
+        secret: config.sessionSecret,
+        resave: false,
+        saveUninitialized: false,
+        cookie: { maxAge: config.ttlSeconds * 1000, httpOnly: true, sameSite: "lax", secure: config.secureCookie },
+      }),
+    );
+  }
 
   // HTML pages.
   app.get("/", (req, res) => {
@@ -121,7 +138,10 @@ export function createApp(config, client) {
     res.redirect(303, "/");
   });
 
-  // JSON API for load generators and tests.
+  // JSON API for load generators and tests. A cookie session that was refused says why
+  // (expired, tampered, unknown key), which the Client strategy's tests check.
+  const notLoggedIn = (res) =>
+    res.status(401).json({ error: "not logged in", pod: info.pod, ...(res.locals.cookieRejected ? { cookie: res.locals.cookieRejected } : {}) });
   const me = (req) => ({ user: req.session.user, counter: req.session.counter ?? 0, pod: info.pod });
   app.post("/api/login", async (req, res) => {
     const user = validUser(req.body?.user);
@@ -130,11 +150,11 @@ export function createApp(config, client) {
     res.json(me(req));
   });
   app.get("/api/me", (req, res) => {
-    if (!req.session.user) return res.status(401).json({ error: "not logged in", pod: info.pod });
+    if (!req.session.user) return notLoggedIn(res);
     res.json(me(req));
   });
   app.post("/api/increment", async (req, res) => {
-    if (!req.session.user) return res.status(401).json({ error: "not logged in", pod: info.pod });
+    if (!req.session.user) return notLoggedIn(res);
     await increment(req, res);
     res.json(me(req));
   });
@@ -148,6 +168,12 @@ export function createApp(config, client) {
   app.use((err, req, res, next) => {
     if (err instanceof RequestAbandoned) return console.error(`${req.method} ${req.path}: ${err.message}; nothing saved`);
     if (res.headersSent) return next(err);
+    if (err.expose && err.status >= 500) {
+      // The app's own limit (a session too large for a cookie), not the store.
+      console.error(`${req.method} ${req.path}: ${err.message}`);
+      if (req.path.startsWith("/api/")) return res.status(err.status).json({ error: err.message, pod: info.pod });
+      return res.status(err.status).type("text/plain").send(`${err.message}\n`);
+    }
     const status = err.status >= 400 && err.status < 500 ? err.status : 503;
     const message = status === 503 ? `session store unavailable: ${err.message}` : err.message;
     if (status === 503) console.error(`${req.method} ${req.path}: ${message}`);

@@ -46,5 +46,8 @@ export function loadConfig(env = process.env) {
     podName: env.POD_NAME || env.HOSTNAME || "local",
     strategy: env.SESSIONPLANE_STRATEGY || "(not set)",
     secureCookie: env.COOKIE_SECURE === "true",
+    // Strategy Client: sessions in cookies sealed with this keyring, no store.
+    keyringDir: env.SESSIONPLANE_KEYRING_DIR || null,
+    maxSessionBytes: positiveInt(env, "SESSIONPLANE_MAX_SESSION_BYTES", 4096),
   };
 }

@@ -12,10 +12,12 @@ try {
   process.exit(2);
 }
 
-const client = createStoreClient(config.storeUrl);
-connectInBackground(client);
+// Strategy Client keeps sessions in cookies: no store to connect to.
+const client = config.keyringDir ? null : createStoreClient(config.storeUrl);
+if (client) connectInBackground(client);
+const where = client ? `store ${redactedUrl(config.storeUrl)}` : `cookie sessions, keyring ${config.keyringDir}`;
 const server = createApp(config, client).listen(config.port, () => {
-  console.log(`demo frontend ${config.podName} on :${config.port}, store ${redactedUrl(config.storeUrl)}, session TTL ${config.ttlSeconds}s`);
+  console.log(`demo frontend ${config.podName} on :${config.port}, ${where}, session TTL ${config.ttlSeconds}s`);
 });
 server.keepAliveTimeout = 5000;
 
@@ -36,7 +38,7 @@ function shutdown(signal) {
 }
 function close() {
   server.close(() => {
-    client.close?.().catch?.(() => {});
+    client?.close?.().catch?.(() => {});
     process.exit(0);
   });
   server.closeIdleConnections?.();

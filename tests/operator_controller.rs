@@ -16,39 +16,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use operator_support::*;
 use serde_json::{json, Value};
 
-/// Every kind the operator may own, for listing by label.
-const KINDS: &[(&str, &str)] = &[
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"),
-    ("v1", "Service"),
-    ("v1", "Secret"),
-    ("v1", "ConfigMap"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "Ingress"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-];
-
-type Owned = BTreeMap<(String, String), Value>;
-
-/// Every object carrying the cluster label, keyed by (kind, name).
-async fn owned(ns: &TestNs, cluster: &str) -> Owned {
-    let mut out = BTreeMap::new();
-    let lp = ListParams::default().labels(&format!("sessionplane.dev/cluster={cluster}"));
-    for (av, kind) in KINDS {
-        let list = ns
-            .dynamic(av, kind)
-            .list(&lp)
-            .await
-            .unwrap_or_else(|e| panic!("list {kind}: {e}"));
-        for item in list.items {
-            let v = serde_json::to_value(&item).unwrap();
-            let name = v["metadata"]["name"].as_str().unwrap().to_owned();
-            out.insert((kind.to_string(), name), v);
-        }
-    }
-    out
-}
-
 fn of_kind<'a>(objs: &'a Owned, kind: &str) -> Vec<&'a Value> {
     objs.iter()
         .filter(|((k, _), _)| k == kind)
@@ -124,27 +91,6 @@ fn frontend_replicas(objs: &Owned) -> i64 {
     one(objs, "Deployment")["spec"]["replicas"]
         .as_i64()
         .unwrap_or(-1)
-}
-
-fn scrape(addr: std::net::SocketAddr) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn counter(metrics: &str, series: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Store strategy end to end: create, the owned objects, status, no-op reconcile,

@@ -16,39 +16,6 @@ use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use operator_support::*;
 use serde_json::{json, Value};
 
-const KINDS: &[(&str, &str)] = &[
-    ("apps/v1", "Deployment"),
-    ("apps/v1", "StatefulSet"),
-    ("v1", "Service"),
-    ("v1", "Secret"),
-    ("v1", "ConfigMap"),
-    ("policy/v1", "PodDisruptionBudget"),
-    ("networking.k8s.io/v1", "Ingress"),
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
-    ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy"),
-];
-
-/// (kind, name) → object, for everything labelled with the cluster.
-type Owned = BTreeMap<(String, String), Value>;
-
-async fn owned(ns: &TestNs, cluster: &str) -> Owned {
-    let mut out = BTreeMap::new();
-    let lp = ListParams::default().labels(&format!("sessionplane.dev/cluster={cluster}"));
-    for (av, kind) in KINDS {
-        let list = ns
-            .dynamic(av, kind)
-            .list(&lp)
-            .await
-            .unwrap_or_else(|e| panic!("list {kind}: {e}"));
-        for item in list.items {
-            let v = serde_json::to_value(&item).unwrap();
-            let name = v["metadata"]["name"].as_str().unwrap().to_owned();
-            out.insert((kind.to_string(), name), v);
-        }
-    }
-    out
-}
-
 fn get<'a>(objs: &'a Owned, kind: &str, name: &str) -> Option<&'a Value> {
     objs.get(&(kind.to_owned(), name.to_owned()))
 }

@@ -14,6 +14,8 @@
 #      increments whose answer was lost), no acknowledged write lost; no failed request
 #      outside the kill phases, and there only within E2E_KILL_MAX_WINDOW; every resize moves
 #      at most (1+eps) x the minimum of partition replicas; report per phase
+#   7. strategy Client (hack/e2e/client.sh): the Client example under load while the
+#      operator rotates the cookie keyring; nobody logged out, no pod restarted
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -260,3 +262,8 @@ if [[ -f $WORK/report.json ]]; then
 fi
 ring_events
 check "SessionCluster Ready=True with frontend=2 store=4 at the end" e2e_ready 2 4
+
+# --- strategy Client: cookie sessions while the keyring rotates ------------------------------
+# shellcheck source=hack/e2e/client.sh
+source "$E2E_REPO/hack/e2e/client.sh"
+client_e2e

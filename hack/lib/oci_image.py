@@ -1,103 +1,39 @@
 #!/usr/bin/env python3
-"""Writes a single-layer OCI image layout tarball from a static binary, with no Docker.
-
-The output is byte-for-byte reproducible: every tar entry has a fixed mtime, owner and mode,
-and gzip carries no timestamp. It holds the OCI layout (oci-layout, index.json, blobs/sha256)
-plus a Docker-style manifest.json, so `ctr images import`, `docker load` and
-`kind load image-archive` all accept it.
+"""The sessionplane image: its static binary as /sessionplane, user 65532, packed by
+hack/node/oci_pack.py into a reproducible single-layer OCI image layout tarball (with a
+Docker-style manifest.json, so `ctr images import`, `docker load` and
+`kind load image-archive` all accept it), and a verifier for that tarball.
 """
 import argparse
 import gzip
-import hashlib
 import io
 import json
 import os
 import sys
 import tarfile
 
-EPOCH = 0
+# One image writer for every image here: hack/node/oci_pack.py (the node's images use it too).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "node"))
+import oci_pack  # noqa: E402
+from oci_pack import sha256  # noqa: E402
+
 UID = 65532
 PASSWD = f"nonroot:x:{UID}:{UID}:nonroot:/nonexistent:/sbin/nologin\n".encode()
 GROUP = f"nonroot:x:{UID}:\n".encode()
 
 
-def tar_add(tar, name, data=None, mode=0o644, kind=tarfile.REGTYPE):
-    info = tarfile.TarInfo(name)
-    info.type = kind
-    info.mode = mode
-    info.mtime = EPOCH
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if data is None:
-        tar.addfile(info)
-    else:
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-
-
-def layer_tar(binary):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        tar_add(tar, "etc", mode=0o755, kind=tarfile.DIRTYPE)
-        tar_add(tar, "etc/group", GROUP)
-        tar_add(tar, "etc/passwd", PASSWD)
-        tar_add(tar, "sessionplane", binary, mode=0o755)
-    return buf.getvalue()
-
-
-def sha256(data):
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def canonical(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-
-
 def build(binary, ref):
-    layer = layer_tar(binary)
-    layer_gz = gzip.compress(layer, compresslevel=9, mtime=0)
-    config = canonical({
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "1970-01-01T00:00:00Z",
-        "config": {
-            "User": f"{UID}:{UID}",
-            "Entrypoint": ["/sessionplane"],
-            "Env": ["PATH=/"],
-            "WorkingDir": "/",
-        },
-        "rootfs": {"type": "layers", "diff_ids": [sha256(layer)]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "hack/image.sh: static sessionplane binary"}],
-    })
-    manifest = canonical({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer_gz), "size": len(layer_gz)}],
-    })
-    index = canonical({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": sha256(manifest),
-            "size": len(manifest),
-            "platform": {"architecture": "amd64", "os": "linux"},
-            "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref},
-        }],
-    })
-    blob = lambda data: "blobs/sha256/" + sha256(data).split(":", 1)[1]
-    docker_manifest = canonical([{"Config": blob(config), "RepoTags": [ref], "Layers": [blob(layer_gz)]}])
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for d in ("blobs", "blobs/sha256"):
-            tar_add(tar, d, mode=0o755, kind=tarfile.DIRTYPE)
-        for data in sorted((config, layer_gz, manifest), key=sha256):
-            tar_add(tar, blob(data), data)
-        tar_add(tar, "index.json", index)
-        tar_add(tar, "manifest.json", docker_manifest)
-        tar_add(tar, "oci-layout", canonical({"imageLayoutVersion": "1.0.0"}))
-    return out.getvalue(), sha256(manifest)
+    """The image tarball and its manifest digest."""
+    data = oci_pack.image(
+        {"sessionplane": binary, "etc/passwd": PASSWD, "etc/group": GROUP},
+        ref,
+        entrypoint=["/sessionplane"],
+        user=f"{UID}:{UID}",
+        env=["PATH=/"],
+    )
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        (desc,) = json.loads(tar.extractfile("index.json").read())["manifests"]
+    return data, desc["digest"]
 
 
 def verify(path):

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Packs static binaries into a single-layer OCI image layout tarball, with no Docker.
 
-hack/lib/oci_image.py does the same for the sessionplane binary only; the node needs images
-for arbitrary binaries (pause, CoreDNS, the smoke-test responder), each with its own
-entrypoint and user. The output is reproducible (fixed mtimes, owners and gzip header) and
+Every image here comes from it: the node's (pause, CoreDNS, the smoke-test responder), the
+demo frontend's (hack/e2e/demo_image.py) and sessionplane's own (hack/lib/oci_image.py),
+each with its own entrypoint and user. The output is reproducible (fixed mtimes, owners and gzip header) and
 carries index.json plus a Docker-style manifest.json, so `ctr images import` and
 `kind load image-archive` both accept it.
 

@@ -136,6 +136,12 @@ class User {
     return false;
   }
 
+  // The keyring key a Client-strategy cookie (sp.sid=v1.<key>.<sealed>) is sealed with.
+  cookieKey() {
+    const m = /^[^=]+=v1\.(\d+)\./.exec(this.cookie ?? "");
+    return m ? Number(m[1]) : null;
+  }
+
   // Failed increments that may still land: every one since the last acknowledgement, and
   // earlier ones that failed less than IN_DOUBT_MS ago.
   inDoubt() {
@@ -157,6 +163,8 @@ class User {
       this.lastAckAt = Date.now();
       this.unacked = 0;
       this.acks += 1;
+      // Strategy Client keeps the session in the cookie: every write answers a new one.
+      if (res.setCookie) this.cookie = res.setCookie;
     } else if (res.status === 401) {
       violations.push({ user: this.name, phase: ph, kind: "logged out", detail: `401 after acknowledged ${this.lastAck}` });
       await this.login();
@@ -174,7 +182,7 @@ class User {
       await sleep(250);
     }
     const doubt = this.inDoubt();
-    const out = { user: this.name, status: res.status, lastAck: this.lastAck, unacked: this.unacked, inDoubt: doubt, counter: res.json?.counter };
+    const out = { user: this.name, status: res.status, lastAck: this.lastAck, unacked: this.unacked, inDoubt: doubt, counter: res.json?.counter, cookieKey: this.cookieKey() };
     if (res.status !== 200) out.problem = `GET /api/me answered ${res.status || res.error}`;
     else if (res.json.user !== this.name) out.problem = `session belongs to ${res.json.user}`;
     else if (res.json.counter < this.lastAck) out.problem = `counter ${res.json.counter} < acknowledged ${this.lastAck} (lost write)`;
@@ -248,7 +256,9 @@ async function main() {
   for (const b of bad.slice(0, 10)) console.log(`  BAD ${b.user}: ${b.problem}`);
   console.log(`violations during the run: ${violations.length}`);
   for (const v of violations.slice(0, 10)) console.log(`  ${v.kind} ${v.user} in ${v.phase}: ${v.detail}`);
-  const result = { users: USERS, phases: rows, total, acknowledged: acked, final_ok: checks.length - bad.length, final_exact: exact, final_bad: bad, violations, failed_requests: failedRequests };
+  const cookieKeys = [...new Set(checks.map((c) => c.cookieKey).filter((k) => k !== null))].sort((a, b) => a - b);
+  if (cookieKeys.length) console.log(`cookie keys of the users' last cookies: ${cookieKeys.join(", ")}`);
+  const result = { users: USERS, phases: rows, total, acknowledged: acked, final_ok: checks.length - bad.length, final_exact: exact, final_bad: bad, violations, cookie_keys: cookieKeys, failed_requests: failedRequests };
   if (REPORT_JSON) writeFileSync(REPORT_JSON, JSON.stringify(result, null, 2));
   const ok = bad.length === 0 && violations.length === 0;
   console.log(`loadgen: ${ok ? "PASS" : "FAIL"}`);

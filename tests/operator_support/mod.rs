@@ -209,12 +209,31 @@ fn rand_suffix() -> u32 {
     h.finish() as u32
 }
 
+/// A staged cookie key seals this soon in the tests (the operator's default is 120 s), so a
+/// whole rotation fits in a test.
+pub const KEYRING_PROPAGATION: Duration = Duration::from_secs(3);
+
+fn keyring_propagation() -> Duration {
+    KEYRING_PROPAGATION
+}
+
 /// Starts the operator in-process, watching only `ns`, with its Lease in `ns`.
 pub async fn start_operator(
     client: &Client,
     ns: &str,
     identity: &str,
     timings: Timings,
+) -> Running {
+    start_operator_with(client, ns, identity, timings, Default::default()).await
+}
+
+/// The same, with a store failover policy of its own (short windows in tests).
+pub async fn start_operator_with(
+    client: &Client,
+    ns: &str,
+    identity: &str,
+    timings: Timings,
+    failover: sessionplane_operator::ring_driver::health::FailoverPolicy,
 ) -> Running {
     let settings = Settings {
         metrics_addr: "127.0.0.1:0".parse().expect("loopback address"),
@@ -226,6 +245,8 @@ pub async fn start_operator(
         leader_election: true,
         image: "example.invalid/sessionplane:test".to_owned(),
         cluster_domain: "cluster.local".to_owned(),
+        keyring_propagation: keyring_propagation(),
+        failover,
     };
     runtime::start(client.clone(), settings)
         .await
@@ -234,7 +255,16 @@ pub async fn start_operator(
 
 /// Starts one operator for `ns` and waits until it leads and its caches are synced.
 pub async fn start_leader(client: &Client, ns: &str) -> Running {
-    let op = start_operator(client, ns, "test-operator", Timings::default()).await;
+    start_leader_with(client, ns, Default::default()).await
+}
+
+/// The same, with a store failover policy of its own.
+pub async fn start_leader_with(
+    client: &Client,
+    ns: &str,
+    failover: sessionplane_operator::ring_driver::health::FailoverPolicy,
+) -> Running {
+    let op = start_operator_with(client, ns, "test-operator", Timings::default(), failover).await;
     let ready = op.ready.clone();
     let lead = op.leadership.clone();
     wait_for(
@@ -329,4 +359,53 @@ pub async fn wait_object(
         },
     )
     .await
+}
+
+/// The operator's /metrics page.
+pub fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of one counter series (name with labels) on a metrics page; 0 when absent.
+pub fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// (kind, name) → object, for everything labelled with the cluster.
+pub type Owned = std::collections::BTreeMap<(String, String), Value>;
+
+/// Every object of the operator's owned kinds carrying the cluster label.
+pub async fn owned(ns: &TestNs, cluster: &str) -> Owned {
+    let mut out = Owned::new();
+    let lp =
+        kube::api::ListParams::default().labels(&format!("sessionplane.dev/cluster={cluster}"));
+    for (av, kind) in sessionplane_operator::build::owned_kinds() {
+        let list = ns
+            .dynamic(av, kind)
+            .list(&lp)
+            .await
+            .unwrap_or_else(|e| panic!("list {kind}: {e}"));
+        for item in list.items {
+            let v = serde_json::to_value(&item).expect("an object is JSON");
+            let name = v["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            out.insert((kind.to_string(), name), v);
+        }
+    }
+    out
 }

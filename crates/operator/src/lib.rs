@@ -5,6 +5,7 @@ pub mod build;
 pub mod controller;
 pub mod error;
 pub mod http;
+pub mod keyring;
 pub mod leader;
 pub mod metrics;
 pub mod ring_driver;
@@ -53,9 +54,33 @@ pub struct OperatorArgs {
     )]
     pub cluster_domain: String,
 
+    /// Seconds a new cookie key (strategy Client) is only staged before it seals new
+    /// cookies: longer than a Secret update takes to reach every frontend pod's volume
+    /// (the kubelet's sync period, 1 min by default, plus its cache TTL).
+    #[arg(
+        long,
+        env = "SESSIONPLANE_KEYRING_PROPAGATION_SECONDS",
+        default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub keyring_propagation_seconds: u64,
+
     /// Image of store nodes and agents when a SessionCluster names none: the operator's own.
     #[arg(long, env = "SESSIONPLANE_IMAGE", default_value = DEFAULT_IMAGE)]
     pub image: String,
+
+    /// Seconds between two probes of every store node's admin API.
+    #[arg(long, env = "SESSIONPLANE_STORE_PROBE_INTERVAL", default_value_t = 1.0)]
+    pub store_probe_interval: f64,
+
+    /// Consecutive failed probes before a store node is failed over.
+    #[arg(long, env = "SESSIONPLANE_STORE_FAILED_PROBES", default_value_t = 5)]
+    pub store_failed_probes: u32,
+
+    /// Seconds a store node must stay silent (from its first failed probe) before it is
+    /// failed over; never less than the store's read lease plus a margin.
+    #[arg(long, env = "SESSIONPLANE_STORE_FAILOVER_AFTER", default_value_t = 8.0)]
+    pub store_failover_after: f64,
 }
 
 /// The image this build of the operator is published as.
@@ -97,8 +122,22 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         leader_election: args.leader_election,
         image: args.image,
         cluster_domain: args.cluster_domain,
+        keyring_propagation: std::time::Duration::from_secs(args.keyring_propagation_seconds),
+        failover: ring_driver::health::FailoverPolicy {
+            probe_interval: seconds(args.store_probe_interval, 1.0),
+            failed_probes: args.store_failed_probes.max(1),
+            after: seconds(args.store_failover_after, 8.0),
+        },
     };
     runtime::run_until_signal(client, settings).await
+}
+
+/// A duration from a command-line number of seconds; `fallback` for nonsense (negative,
+/// NaN, absurdly large).
+fn seconds(value: f64, fallback: f64) -> std::time::Duration {
+    std::time::Duration::try_from_secs_f64(value)
+        .or_else(|_| std::time::Duration::try_from_secs_f64(fallback))
+        .unwrap_or(std::time::Duration::from_secs(1))
 }
 
 fn in_cluster_namespace() -> Option<String> {

@@ -32,7 +32,11 @@ pub struct Settings {
     pub image: String,
     /// DNS domain of the cluster (store peer addresses).
     pub cluster_domain: String,
+    /// Seconds a staged cookie key waits before it seals (strategy Client).
+    pub keyring_propagation: std::time::Duration,
     pub timings: Timings,
+    /// When a store node that stops answering is failed over.
+    pub failover: crate::ring_driver::health::FailoverPolicy,
 }
 
 /// A running operator, for callers that start it in-process (the integration tests).
@@ -209,6 +213,8 @@ async fn lead_loop(
             instance: settings.identity.clone(),
             default_image: settings.image.clone(),
             cluster_domain: settings.cluster_domain.clone(),
+            keyring_propagation: settings.keyring_propagation,
+            failover: settings.failover,
         };
         let outcome = controller::run(
             client.clone(),

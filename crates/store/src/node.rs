@@ -99,6 +99,13 @@ pub struct PartitionStatus {
     pub role: Role,
     pub keys: u64,
     pub caught_up: bool,
+    /// Highest write sequence this node applied for the partition: its replication
+    /// position (sequences continue across epochs and primaries).
+    pub applied_seq: u64,
+    /// This node holds every write acknowledged for the partition as far as its own
+    /// disk goes: its disk is complete, or it was taught the partition again since it
+    /// started. A master promotes only a replica that says so.
+    pub complete: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub learners: Vec<LearnerStatus>,
 }
@@ -438,6 +445,8 @@ impl Node {
                     role,
                     keys: st.keys(),
                     caught_up,
+                    applied_seq: st.seq,
+                    complete: self.disk_complete || st.learning.snapshot_done,
                     learners,
                 });
             }

@@ -63,6 +63,7 @@ pub const MAX_NAME_LEN: usize = 40;
     printcolumn(name = "Frontend", type_ = "integer", json_path = ".status.frontend.readyReplicas", description = "Ready frontend pods"),
     printcolumn(name = "Store", type_ = "integer", json_path = ".status.store.readyReplicas", description = "Ready store pods"),
     printcolumn(name = "Epoch", type_ = "integer", json_path = ".status.ring.epoch", description = "Ring configuration epoch"),
+    printcolumn(name = "Migration", type_ = "string", json_path = ".status.migration.progress", description = "Partition replicas moved of total, while a migration runs"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Short summary of the state"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: sessionplane names objects <name>-store-headless and so on, which must fit in 63"),

@@ -119,6 +119,20 @@ pub struct RingStatus {
     /// Store nodes in the ring, by pod name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
+
+    /// Store nodes a failover removed because they stopped answering; they rejoin as
+    /// learners when they answer again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+
+    /// Partitions nobody serves: their failed primary was the only replica proven to
+    /// hold every acknowledged write, so they wait for it to come back.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unavailable_partitions: i32,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Short summary of the state: Pending, Progressing, Ready, Degraded,
@@ -147,17 +161,25 @@ pub struct MigrationStatus {
     #[serde(default)]
     pub target_epoch: i64,
 
-    /// Partitions moved so far.
+    /// Partition replicas whose new owner caught up so far.
     #[serde(default)]
     pub partitions_moved: i32,
 
-    /// Partitions to move in all.
+    /// Partition replicas to move in all.
     #[serde(default)]
     pub partitions_total: i32,
+
+    /// partitionsMoved/partitionsTotal, for the printer column.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub progress: String,
 
     /// Sessions copied so far.
     #[serde(default)]
     pub sessions_moved: i64,
+
+    /// Sessions to copy in all (as the copying primaries counted them).
+    #[serde(default)]
+    pub sessions_total: i64,
 
     /// Bytes copied so far.
     #[serde(default)]

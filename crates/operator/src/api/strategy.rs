@@ -63,6 +63,16 @@ pub struct ClientSpec {
     pub retained_keys: i32,
 }
 
+impl Default for ClientSpec {
+    /// The settings of a SessionCluster that leaves `client` out.
+    fn default() -> Self {
+        ClientSpec {
+            rotation_interval_seconds: default_rotation(),
+            retained_keys: default_retained(),
+        }
+    }
+}
+
 fn default_rotation() -> i64 {
     86_400
 }

@@ -1,6 +1,7 @@
 //! The build inputs that must survive reconciles: the store password and the cookie
 //! keyring. Read from the Secrets the operator created earlier; generated (randomly,
-//! once) only when the Secret does not exist yet, so a reconcile never rotates them.
+//! once) only when the Secret does not exist yet. The keyring then moves one rotation
+//! step when one is due (`crate::keyring`); the password never changes.
 
 use std::collections::BTreeMap;
 
@@ -12,19 +13,32 @@ use rand::RngCore;
 use crate::api::{SessionCluster, Strategy};
 use crate::build::{names, BuildInputs, PASSWORD_KEY};
 use crate::error::Error;
+use crate::keyring::{Keyring, Policy, Rotation, KEY_BYTES};
 
 /// Length of a generated store password (alphanumeric: URL-safe for REDIS_URL).
 pub const PASSWORD_LEN: usize = 32;
-/// Name and size of the first cookie key; rotation (a later issue) adds more entries.
-pub const FIRST_KEY: &str = "key-1";
-pub const KEY_BYTES: usize = 32;
 
-/// Reads the existing secrets of `sc`, generating what is missing.
+/// The build inputs and, for strategy Client, what the keyring did and when it is due next.
+pub struct Inputs {
+    pub build: BuildInputs,
+    pub keyring: Option<KeyringStep>,
+}
+
+pub struct KeyringStep {
+    pub rotation: Option<Rotation>,
+    /// Unix seconds of the next rotation step.
+    pub next_due: i64,
+}
+
+/// Reads the existing secrets of `sc`, generating what is missing; `now` (Unix seconds)
+/// and `propagation` (seconds a staged key waits) drive the keyring's rotation.
 pub async fn read_or_generate(
     client: &Client,
     sc: &SessionCluster,
     default_image: &str,
-) -> Result<BuildInputs, Error> {
+    now: i64,
+    propagation: i64,
+) -> Result<Inputs, Error> {
     let ns = sc.namespace().unwrap_or_default();
     let name = sc.name_any();
     let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
@@ -39,27 +53,39 @@ pub async fn read_or_generate(
         }
     };
 
-    let cookie_keyring = if sc.spec.strategy == Strategy::Client {
+    let (cookie_keyring, keyring) = if sc.spec.strategy == Strategy::Client {
         let secret_name = names::keyring(&name);
-        match read(&api, &secret_name).await? {
-            Some(data) if !data.is_empty() => Some(data),
-            Some(_) => {
-                return Err(Error::MalformedSecret {
-                    name: secret_name,
-                    reason: "the keyring has no keys".into(),
-                })
-            }
-            None => Some(generate_keyring()),
-        }
+        let ring = match read(&api, &secret_name).await? {
+            Some(data) => Keyring::parse(&data, now).map_err(|e| Error::MalformedSecret {
+                name: secret_name,
+                reason: e.to_string(),
+            })?,
+            None => Keyring::first(random_key(), now),
+        };
+        let client_spec = sc.spec.client.clone().unwrap_or_default();
+        let policy = Policy {
+            interval: client_spec.rotation_interval_seconds,
+            retained: usize::try_from(client_spec.retained_keys).unwrap_or(2),
+            propagation,
+        };
+        let (ring, rotation) = ring.step(now, &policy, random_key);
+        let next_due = ring.next_due(&policy);
+        (
+            Some(ring.to_data()),
+            Some(KeyringStep { rotation, next_due }),
+        )
     } else {
-        None
+        (None, None)
     };
 
-    Ok(BuildInputs {
-        store_password,
-        cookie_keyring,
-        default_image: default_image.to_owned(),
-        store_pods_floor: 0,
+    Ok(Inputs {
+        build: BuildInputs {
+            store_password,
+            cookie_keyring,
+            default_image: default_image.to_owned(),
+            store_pods_floor: 0,
+        },
+        keyring,
     })
 }
 
@@ -102,10 +128,10 @@ pub fn generate_password() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LEN)
 }
 
-pub fn generate_keyring() -> BTreeMap<String, Vec<u8>> {
+pub fn random_key() -> Vec<u8> {
     let mut key = vec![0u8; KEY_BYTES];
     rand::rng().fill_bytes(&mut key);
-    BTreeMap::from([(FIRST_KEY.to_owned(), key)])
+    key
 }
 
 #[cfg(test)]
@@ -122,11 +148,9 @@ mod tests {
     }
 
     #[test]
-    fn generated_keyring_has_one_random_key() {
-        let a = generate_keyring();
-        let b = generate_keyring();
-        assert_eq!(a.keys().collect::<Vec<_>>(), vec![FIRST_KEY]);
-        assert_eq!(a[FIRST_KEY].len(), KEY_BYTES);
+    fn keys_are_random_and_of_the_cipher_size() {
+        let (a, b) = (random_key(), random_key());
+        assert_eq!(a.len(), KEY_BYTES);
         assert_ne!(a, b);
     }
 

@@ -25,10 +25,12 @@ use crate::build::BuildError;
 use crate::error::{backoff_delay, Error};
 use crate::metrics::Metrics;
 use crate::ring_driver::decide::Advance;
+use crate::ring_driver::health::{Change, FailoverPolicy, HealthBook};
 use crate::ring_driver::RingReport;
 use crate::status::{Observation, Role, Workload};
 use apply::Outcome;
 use kinds::{KindKey, Kinds};
+use kube::runtime::reflector::ObjectRef;
 
 /// How long an invalid SessionCluster waits before it is looked at again (a spec change
 /// triggers a reconcile at once; this is only a safety net, so no hot loop).
@@ -38,6 +40,9 @@ pub const RESYNC: Duration = Duration::from_secs(600);
 /// How soon a SessionCluster whose ring is not steady (placing, migrating, draining, or a
 /// node to re-push) is looked at again: the nodes' progress is polled, not watched.
 pub const RING_REQUEUE: Duration = Duration::from_secs(3);
+/// Least time between two writes of the migration's copy counters to the status: a
+/// status write wakes the controller, so writing every poll would make polls back to back.
+pub const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(10);
 /// Label every owned object carries besides the cluster label.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sessionplane";
 
@@ -52,6 +57,11 @@ pub struct ControllerConfig {
     pub default_image: String,
     /// DNS domain of the cluster, for the store nodes' peer addresses.
     pub cluster_domain: String,
+    /// How long a staged cookie key waits before it seals (strategy Client): longer than a
+    /// Secret takes to reach every frontend's volume.
+    pub keyring_propagation: Duration,
+    /// When a store node that stops answering is failed over.
+    pub failover: FailoverPolicy,
 }
 
 /// Shared state of all reconciles.
@@ -61,9 +71,17 @@ pub struct Context {
     pub metrics: Metrics,
     pub default_image: String,
     pub cluster_domain: String,
+    pub keyring_propagation: Duration,
+    pub failover: FailoverPolicy,
+    /// Probe history of every store node, shared with the prober.
+    pub health: Arc<HealthBook>,
     recorder: Recorder,
     /// Consecutive failures per object (namespace/name), for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When each object's migration counters were last written to its status.
+    progress_written: Mutex<HashMap<String, Instant>>,
+    /// Per object, the copy counters last seen (epoch, sessions, bytes), for the metrics.
+    copied_seen: Mutex<HashMap<String, (u64, u64, u64)>>,
 }
 
 impl Context {
@@ -79,7 +97,12 @@ impl Context {
             metrics,
             default_image: config.default_image.clone(),
             cluster_domain: config.cluster_domain.clone(),
+            keyring_propagation: config.keyring_propagation,
+            failover: config.failover,
+            health: Arc::new(HealthBook::default()),
             failures: Mutex::new(HashMap::new()),
+            progress_written: Mutex::new(HashMap::new()),
+            copied_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -143,6 +166,10 @@ pub async fn run(
         };
         controller = controller.owns_with(api, ar.clone(), owned_config.clone());
     }
+    let ctx = Arc::new(Context::new(client, kinds, metrics, &config));
+    let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
+    let prober = tokio::spawn(probe_store_nodes(ctx.health.clone(), ctx.failover, wake_tx));
+    let controller = controller.reconcile_on(wake_rx);
     let store = controller.store();
     tokio::spawn(async move {
         // Polled rather than awaited: the store's readiness signal keeps a single waker,
@@ -156,7 +183,6 @@ pub async fn run(
             }
         }
     });
-    let ctx = Arc::new(Context::new(client, kinds, metrics, &config));
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -167,7 +193,58 @@ pub async fn run(
             }
         })
         .await;
+    prober.abort();
     Ok(())
+}
+
+/// Probes every tracked store node each `probe_interval` and wakes the controller for a
+/// SessionCluster when one of its nodes turns suspect, down, or answers again, so a dead
+/// node is failed over within the window even while the ring is otherwise steady.
+async fn probe_store_nodes(
+    health: Arc<HealthBook>,
+    policy: FailoverPolicy,
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<SessionCluster>>,
+) {
+    let mut tick = tokio::time::interval(policy.probe_interval.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let timeout = policy.probe_interval.max(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        for (cluster, nodes) in health.targets() {
+            let probes = nodes.into_iter().map(|(id, addr)| async move {
+                let answered = match &addr {
+                    Some(a) => crate::ring_driver::node_api::probe(a, timeout).await,
+                    None => false,
+                };
+                (id, answered)
+            });
+            let now = Instant::now();
+            let mut wake_it = false;
+            for (id, answered) in futures::future::join_all(probes).await {
+                let change = health.record(&cluster, &id, answered, now, &policy);
+                match change {
+                    Change::None => {}
+                    Change::Suspect => {
+                        tracing::info!(%cluster, node = %id, "store node did not answer its probe");
+                        wake_it = true;
+                    }
+                    Change::Down => {
+                        tracing::warn!(%cluster, node = %id, window = ?policy.window(), "store node down");
+                        wake_it = true;
+                    }
+                    Change::Recovered => {
+                        tracing::info!(%cluster, node = %id, "store node answers again");
+                        wake_it = true;
+                    }
+                }
+            }
+            if wake_it {
+                if let Some((ns, name)) = cluster.split_once('/') {
+                    let _ = wake.unbounded_send(ObjectRef::new(name).within(ns));
+                }
+            }
+        }
+    }
 }
 
 fn key_of(sc: &SessionCluster) -> String {
@@ -187,7 +264,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
         let result = reconcile_pipeline(&sc, &ctx).await;
         let took = started.elapsed();
         match &result {
-            Ok(Reconciled::Applied | Reconciled::RingBusy) => {
+            Ok(Reconciled::Applied | Reconciled::RingBusy | Reconciled::KeyringDue(_)) => {
                 lock(&ctx.failures).remove(&key_of(&sc));
                 ctx.metrics.reconciled("ok", took);
             }
@@ -210,6 +287,7 @@ pub async fn reconcile(sc: Arc<SessionCluster>, ctx: Arc<Context>) -> Result<Act
         result.map(|r| match r {
             Reconciled::Applied => Action::requeue(RESYNC),
             Reconciled::RingBusy => Action::requeue(RING_REQUEUE),
+            Reconciled::KeyringDue(after) => Action::requeue(after.min(RESYNC)),
             Reconciled::Invalid => Action::requeue(INVALID_REQUEUE),
             Reconciled::Deleting => Action::await_change(),
         })
@@ -230,6 +308,8 @@ enum Reconciled {
     Applied,
     /// Applied; the store's ring is still moving and must be polled again soon.
     RingBusy,
+    /// Applied; the cookie keyring's next rotation step is due after this long.
+    KeyringDue(Duration),
     Invalid,
     Deleting,
 }
@@ -240,6 +320,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         .ok_or_else(|| Error::MissingNamespace(sc.name_any()))?;
     if sc.meta().deletion_timestamp.is_some() {
         // Owner references hand the owned objects to the garbage collector.
+        ctx.health.forget(&key_of(sc));
         return Ok(Reconciled::Deleting);
     }
 
@@ -251,7 +332,21 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     }
 
     let is_store = sc.spec.strategy == crate::api::Strategy::Store;
-    let mut inputs = inputs::read_or_generate(&ctx.client, sc, &ctx.default_image).await?;
+    let now = unix_now();
+    let inputs::Inputs {
+        build: mut inputs,
+        keyring,
+    } = inputs::read_or_generate(
+        &ctx.client,
+        sc,
+        &ctx.default_image,
+        now,
+        i64::try_from(ctx.keyring_propagation.as_secs()).unwrap_or(i64::MAX),
+    )
+    .await?;
+    if !is_store {
+        ctx.health.forget(&key_of(sc));
+    }
     if is_store {
         inputs.store_pods_floor = crate::ring_driver::pods_floor(&ctx.client, sc).await?;
     }
@@ -376,6 +471,10 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         }
     }
 
+    if let Some(step) = &keyring {
+        report_keyring_step(sc, ctx, step).await;
+    }
+
     let ring = if is_store {
         Some(drive_ring(sc, ctx).await?)
     } else {
@@ -392,23 +491,122 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
             waiting: r.waiting.clone(),
         }),
     };
-    status_writer::write_observed(&ctx.client, sc, &observation, &workloads, ring.as_ref()).await?;
+    let refresh_counters = progress_due(ctx, &key_of(sc));
+    status_writer::write_observed(
+        &ctx.client,
+        sc,
+        &observation,
+        &workloads,
+        ring.as_ref(),
+        refresh_counters,
+    )
+    .await?;
     let busy = ring
         .as_ref()
         .is_some_and(|r| r.migrating || r.waiting.is_some() || r.advanced.is_some() || !r.steady);
     Ok(if busy {
         Reconciled::RingBusy
+    } else if let Some(step) = keyring {
+        // A second late at most: the step is due when its second has passed.
+        let wait = u64::try_from(step.next_due.saturating_sub(now)).unwrap_or(0) + 1;
+        Reconciled::KeyringDue(Duration::from_secs(wait))
     } else {
         Reconciled::Applied
     })
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The Event and metric of a cookie-keyring rotation step (strategy Client); the Secret
+/// carrying it was applied above.
+async fn report_keyring_step(sc: &SessionCluster, ctx: &Context, step: &inputs::KeyringStep) {
+    use crate::keyring::Rotation;
+    let Some(rotation) = &step.rotation else {
+        return;
+    };
+    ctx.metrics.keyring_step(rotation.label());
+    let secret = crate::build::names::keyring(&sc.name_any());
+    let (reason, note) = match rotation {
+        Rotation::Staged { key } => (
+            "KeyStaged",
+            format!(
+                "cookie key {key} added to Secret {secret}: frontends can open cookies sealed \
+                 with it; it seals new cookies in {} s",
+                ctx.keyring_propagation.as_secs()
+            ),
+        ),
+        Rotation::Promoted { key, retired } if retired.is_empty() => (
+            "KeyRotated",
+            format!("cookie key {key} now seals new cookies (Secret {secret})"),
+        ),
+        Rotation::Promoted { key, retired } => (
+            "KeyRotated",
+            format!(
+                "cookie key {key} now seals new cookies (Secret {secret}); retired key(s) {}",
+                retired
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    };
+    tracing::info!(reason, %note, "keyring");
+    ctx.event(sc, EventType::Normal, reason, "RotateKeyring", note, None)
+        .await;
+}
+
 /// One step of the store's ring, with its Event and metrics.
 async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Error> {
-    let report = crate::ring_driver::sync(&ctx.client, sc, &ctx.cluster_domain).await?;
+    let report = crate::ring_driver::sync(
+        &ctx.client,
+        sc,
+        &ctx.cluster_domain,
+        &ctx.health,
+        &ctx.failover,
+    )
+    .await?;
     ctx.metrics
         .ring_learning(report.progress.map_or(0, |(_, total)| total));
-    if let Some(step) = report.advanced {
+    ctx.metrics.ring_failures(
+        u64::try_from(report.failed.len()).unwrap_or(u64::MAX),
+        u64::try_from(report.unavailable).unwrap_or(u64::MAX),
+    );
+    count_copied(ctx, &key_of(sc), &report);
+    if let Some(took) = report.migration_took {
+        ctx.metrics.migration_finished(took);
+    }
+    if let Some(f) = &report.failover {
+        ctx.metrics.ring_epoch(Advance::Failover.label());
+        ctx.metrics
+            .ring_promoted(u64::try_from(f.promoted.len()).unwrap_or(u64::MAX));
+        let note = format!(
+            "ring epoch {}: store nodes {} stopped answering for {:?} and left their replica sets; {} primaries handed to replicas proven caught up{}",
+            report.epoch,
+            f.dead.join(", "),
+            ctx.failover.window(),
+            f.promoted.len(),
+            if f.unavailable.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} partitions have no proven replica and wait for their primary",
+                    f.unavailable.len()
+                )
+            }
+        );
+        let type_ = if f.unavailable.is_empty() {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(sc, type_, "Failover", "Ring", note, None).await;
+    }
+    if let Some(step) = report.advanced.filter(|s| *s != Advance::Failover) {
         ctx.metrics.ring_epoch(step.label());
         let message = match step {
             Advance::Bootstrap => format!(
@@ -434,11 +632,45 @@ async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Er
                 "ring epoch {}: a node restarted without every acknowledged write on disk re-learns its partitions",
                 report.epoch
             ),
+            // Reported above, with what it did.
+            Advance::Failover => String::new(),
         };
         ctx.event(sc, EventType::Normal, "RingEpoch", "Ring", message, None)
             .await;
     }
     Ok(report)
+}
+
+/// Adds what the store nodes copied since the last look to the throughput counters.
+/// Copying restarts with every epoch, and so do the nodes' counters.
+fn count_copied(ctx: &Context, key: &str, report: &RingReport) {
+    let now = (
+        report.epoch,
+        report.copying.keys_sent,
+        report.copying.bytes_sent,
+    );
+    let before = lock(&ctx.copied_seen).insert(key.to_owned(), now);
+    let (sessions, bytes) = match before {
+        Some((epoch, keys, bytes)) if epoch == now.0 => {
+            (now.1.saturating_sub(keys), now.2.saturating_sub(bytes))
+        }
+        _ => (now.1, now.2),
+    };
+    ctx.metrics.migration_copied(sessions, bytes);
+}
+
+/// Whether the migration's copy counters may be written to the status now (rate-limited:
+/// see PROGRESS_WRITE_INTERVAL).
+fn progress_due(ctx: &Context, key: &str) -> bool {
+    let mut written = lock(&ctx.progress_written);
+    let now = Instant::now();
+    match written.get(key) {
+        Some(at) if now.duration_since(*at) < PROGRESS_WRITE_INTERVAL => false,
+        _ => {
+            written.insert(key.to_owned(), now);
+            true
+        }
+    }
 }
 
 async fn report_invalid(

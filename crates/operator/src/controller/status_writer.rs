@@ -24,23 +24,67 @@ pub async fn write_observed(
     obs: &Observation,
     workloads: &[(Workload, Value)],
     ring: Option<&RingReport>,
+    refresh_counters: bool,
 ) -> Result<(), Error> {
     let previous = sc.status.clone().unwrap_or_default();
     let summary = status::summarize(obs, &previous.conditions, &now());
     let mut next = observed_status(&previous, obs.generation, summary, workloads);
     if let Some(r) = ring {
-        next.ring = Some(RingStatus {
-            epoch: i64::try_from(r.epoch).unwrap_or(i64::MAX),
-            members: r.members.clone(),
-        });
-        next.migration = r.progress.map(|(done, total)| MigrationStatus {
-            target_epoch: i64::try_from(r.epoch + 1).unwrap_or(i64::MAX),
-            partitions_moved: i32::try_from(done).unwrap_or(i32::MAX),
-            partitions_total: i32::try_from(total).unwrap_or(i32::MAX),
-            ..MigrationStatus::default()
-        });
+        next.ring = Some(ring_status(r));
+        next.migration = migration_status(previous.migration.as_ref(), r, refresh_counters);
     }
     write(client, sc, &previous, next).await
+}
+
+pub fn ring_status(r: &RingReport) -> RingStatus {
+    RingStatus {
+        epoch: i64::try_from(r.epoch).unwrap_or(i64::MAX),
+        members: r.members.clone(),
+        failed: r.failed.clone(),
+        unavailable_partitions: i32::try_from(r.unavailable).unwrap_or(i32::MAX),
+    }
+}
+
+/// The migration part of the status. The copy counters move with every poll and a status
+/// write wakes the controller, so unless `refresh_counters` (the caller rate-limits it)
+/// they keep the values already written for the same migration; replica counts and the
+/// migration's start and end are always written at once.
+pub fn migration_status(
+    previous: Option<&MigrationStatus>,
+    r: &RingReport,
+    refresh_counters: bool,
+) -> Option<MigrationStatus> {
+    let replicas = r.progress?;
+    let elapsed = r
+        .decided_at
+        .and_then(|t| Timestamp::now().duration_since(t).try_into().ok());
+    let p = crate::ring_driver::progress::progress(
+        replicas,
+        r.copying.keys_sent,
+        r.copying.keys_total,
+        r.copying.bytes_sent,
+        elapsed,
+    );
+    let big = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let small = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
+    let target_epoch = big(r.epoch.saturating_add(1));
+    let mut next = MigrationStatus {
+        target_epoch,
+        partitions_moved: small(p.replicas_moved),
+        partitions_total: small(p.replicas_total),
+        progress: p.short(),
+        sessions_moved: big(p.sessions_moved),
+        sessions_total: big(p.sessions_total),
+        bytes_moved: big(p.bytes_moved),
+        eta_seconds: p.eta_seconds.map(big),
+    };
+    if let Some(prev) = previous.filter(|m| m.target_epoch == target_epoch && !refresh_counters) {
+        next.sessions_moved = prev.sessions_moved;
+        next.sessions_total = prev.sessions_total;
+        next.bytes_moved = prev.bytes_moved;
+        next.eta_seconds = prev.eta_seconds;
+    }
+    Some(next)
 }
 
 /// Status of an invalid spec: phase Invalid, Degraded with the message; counts kept.
@@ -124,6 +168,7 @@ pub fn observed_status(
         members: (0..w.desired.max(0))
             .map(|i| format!("{}-{i}", w.name))
             .collect(),
+        ..RingStatus::default()
     });
     SessionClusterStatus {
         observed_generation: Some(generation),
@@ -210,7 +255,7 @@ mod tests {
         let previous = SessionClusterStatus {
             ring: Some(RingStatus {
                 epoch: 7,
-                members: vec![],
+                ..RingStatus::default()
             }),
             ..Default::default()
         };

@@ -7,7 +7,9 @@
 //! from what the API and the nodes say, so a killed operator never starts over.
 
 pub mod decide;
+pub mod health;
 pub mod node_api;
+pub mod progress;
 pub mod state;
 
 #[cfg(test)]
@@ -15,14 +17,17 @@ mod decide_tests;
 
 use crate::api::SessionCluster;
 use crate::build::{names, selector_for, Component, ADMIN_PORT, PEER_PORT};
-use decide::{decide, Advance, NodeView, Step, Want};
+use decide::{decide, Advance, Copying, NodeView, Step, Want};
 use futures::future::join_all;
+use health::{FailoverPolicy, HealthBook};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams, ObjectMeta, PostParams};
 use kube::{Resource, ResourceExt};
 use sessionplane_ring::PlacementError;
 use state::{RingState, STATE_KEY};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// Label on the ring ConfigMap. Deliberately not `sessionplane.dev/cluster`: the ring
 /// state is not a desired object, so pruning of undesired owned objects must not see it.
@@ -73,6 +78,32 @@ pub struct RingReport {
     pub pods_needed: usize,
     /// The ring is what is wanted and every node serves its epoch.
     pub steady: bool,
+    /// Snapshot copying the primaries report for the epoch in force.
+    pub copying: Copying,
+    /// When the epoch in force was decided.
+    pub decided_at: Option<Timestamp>,
+    /// Nodes removed by a failover that have not answered since.
+    pub failed: Vec<String>,
+    /// Partitions nobody serves: their failed primary was the only proven holder.
+    pub unavailable: usize,
+    /// What the failover in this call did, when there was one.
+    pub failover: Option<FailoverReport>,
+    /// A migration finished in this call (flip), and how long it took from its learners.
+    pub migration_took: Option<Duration>,
+}
+
+/// A failover epoch, for the Event and the metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverReport {
+    pub dead: Vec<String>,
+    /// (partition, from, to) of every primary handed over.
+    pub promoted: Vec<(u32, String, String)>,
+    pub unavailable: Vec<u32>,
+}
+
+/// Key of a SessionCluster in the health book.
+pub fn cluster_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
 /// Name of the ConfigMap holding a SessionCluster's ring state.
@@ -85,6 +116,8 @@ pub async fn sync(
     client: &kube::Client,
     sc: &SessionCluster,
     cluster_domain: &str,
+    health: &HealthBook,
+    policy: &FailoverPolicy,
 ) -> Result<RingReport, RingError> {
     let ns = sc
         .metadata
@@ -138,7 +171,9 @@ pub async fn sync(
     }
     ids.sort();
     ids.dedup();
-    let views: BTreeMap<String, NodeView> = join_all(ids.into_iter().map(|id| {
+    let key = cluster_key(&ns, &name);
+    health.track(&key, ids.clone(), admin.clone());
+    let mut views: BTreeMap<String, NodeView> = join_all(ids.into_iter().map(|id| {
         let addr = admin.get(&id).cloned();
         async move {
             let view = match addr {
@@ -151,9 +186,15 @@ pub async fn sync(
     .await
     .into_iter()
     .collect();
+    // This status call is a probe too; the verdict is the probes', over time.
+    let now = Instant::now();
+    for (id, view) in views.iter_mut() {
+        health.record(&key, id, view.reachable, now, policy);
+        view.down = health.is_down(&key, id);
+    }
 
     let step = decide(&want, state.as_ref(), &views)?;
-    let mut report = report_of(state.as_ref(), wanted);
+    let mut report = report_of(state.as_ref(), wanted, &views);
     match step {
         Step::Steady => report.steady = true,
         Step::Wait(why) => report.waiting = Some(why),
@@ -163,21 +204,82 @@ pub async fn sync(
             }
         }
         Step::Advance { state: next, why } => {
-            save(&cms, sc, &cm_name, existing.as_ref(), &next).await?;
-            tracing::info!(
-                cluster = %name, epoch = next.epoch, step = why.label(),
-                "ring epoch advanced"
-            );
-            let everyone: Vec<String> = next.members.keys().cloned().collect();
-            push_all(&next, &everyone, &admin).await;
-            report = report_of(Some(&next), wanted);
+            let next = advance(&cms, sc, &cm_name, existing.as_ref(), next, &admin, why).await?;
+            report = report_of(Some(&next), wanted, &views);
             report.advanced = Some(why);
+            if why == Advance::Flip {
+                report.migration_took = state
+                    .as_ref()
+                    .and_then(decided_at)
+                    .and_then(|then| Timestamp::now().duration_since(then).try_into().ok());
+            }
+        }
+        Step::Failover {
+            state: next,
+            dead,
+            promoted,
+            unavailable,
+        } => {
+            tracing::warn!(
+                cluster = %name, dead = ?dead, promoted = promoted.len(),
+                unavailable = unavailable.len(), "store nodes down: failing over"
+            );
+            let next = advance(
+                &cms,
+                sc,
+                &cm_name,
+                existing.as_ref(),
+                next,
+                &admin,
+                Advance::Failover,
+            )
+            .await?;
+            report = report_of(Some(&next), wanted, &views);
+            report.advanced = Some(Advance::Failover);
+            report.failover = Some(FailoverReport {
+                dead,
+                promoted: promoted
+                    .into_iter()
+                    .map(|p| (p.partition, p.from, p.to))
+                    .collect(),
+                unavailable,
+            });
         }
     }
     Ok(report)
 }
 
-fn report_of(state: Option<&RingState>, wanted: usize) -> RingReport {
+/// Persists a new epoch (stamped with the time it was decided), then pushes it to every
+/// member.
+async fn advance(
+    cms: &Api<ConfigMap>,
+    sc: &SessionCluster,
+    cm_name: &str,
+    existing: Option<&ConfigMap>,
+    mut next: RingState,
+    admin: &BTreeMap<String, String>,
+    why: Advance,
+) -> Result<RingState, RingError> {
+    next.decided_at = Some(Timestamp::now().to_string());
+    save(cms, sc, cm_name, existing, &next).await?;
+    tracing::info!(
+        cluster = %sc.name_any(), epoch = next.epoch, step = why.label(),
+        "ring epoch advanced"
+    );
+    let everyone: Vec<String> = next.members.keys().cloned().collect();
+    push_all(&next, &everyone, admin).await;
+    Ok(next)
+}
+
+fn decided_at(state: &RingState) -> Option<Timestamp> {
+    state.decided_at.as_deref()?.parse().ok()
+}
+
+fn report_of(
+    state: Option<&RingState>,
+    wanted: usize,
+    views: &BTreeMap<String, NodeView>,
+) -> RingReport {
     let Some(s) = state else {
         return RingReport {
             epoch: 0,
@@ -188,20 +290,41 @@ fn report_of(state: Option<&RingState>, wanted: usize) -> RingReport {
             waiting: None,
             pods_needed: wanted,
             steady: false,
+            copying: Copying::default(),
+            decided_at: None,
+            failed: Vec::new(),
+            unavailable: 0,
+            failover: None,
+            migration_took: None,
         };
     };
+    let copying = views
+        .values()
+        .filter(|v| v.reachable && v.epoch == Some(s.epoch))
+        .fold(Copying::default(), |acc, v| Copying {
+            keys_sent: acc.keys_sent + v.copying.keys_sent,
+            keys_total: acc.keys_total + v.copying.keys_total,
+            bytes_sent: acc.bytes_sent + v.copying.bytes_sent,
+        });
+    let to_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     RingReport {
         epoch: s.epoch,
         members: s.serving().into_iter().collect(),
         migrating: s.target.is_some() || !s.draining.is_empty(),
-        progress: s
-            .target
-            .as_ref()
-            .map(|_| (0, u64::try_from(s.learner_slots()).unwrap_or(u64::MAX))),
+        progress: s.target.as_ref().map(|_| {
+            let (done, total) = decide::learner_progress(s, views);
+            (to_u64(done), to_u64(total))
+        }),
         advanced: None,
         waiting: None,
         pods_needed: decide::pods_needed(Some(s), wanted),
         steady: false,
+        copying,
+        decided_at: decided_at(s),
+        failed: s.failed.iter().cloned().collect(),
+        unavailable: s.unavailable().len(),
+        failover: None,
+        migration_took: None,
     }
 }
 

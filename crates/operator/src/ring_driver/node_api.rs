@@ -1,7 +1,7 @@
 //! The store nodes' admin API, as the ring driver uses it: read a node's own account of
 //! itself, push a configuration.
 
-use super::decide::NodeView;
+use super::decide::{Copying, NodeView};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
@@ -144,6 +144,28 @@ pub fn view_of(status: &Value) -> NodeView {
                 .collect()
         })
         .unwrap_or_default();
+    let disk_complete = status["disk_complete"].as_bool().unwrap_or(true);
+    // Primary or replica, with every acknowledged write (a store that does not report
+    // `complete` yet vouches with its disk).
+    let in_sync = status["partitions"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| matches!(p["role"].as_str(), Some("primary" | "replica")))
+                .filter(|p| p["complete"].as_bool().unwrap_or(disk_complete))
+                .filter_map(|p| {
+                    let partition = u32::try_from(p["partition"].as_u64()?).ok()?;
+                    Some((partition, p["applied_seq"].as_u64().unwrap_or(0)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let migration = &status["migration"];
+    let copying = Copying {
+        keys_sent: migration["keys_sent"].as_u64().unwrap_or(0),
+        keys_total: migration["keys_total"].as_u64().unwrap_or(0),
+        bytes_sent: migration["bytes_sent"].as_u64().unwrap_or(0),
+    };
     let roles = &status["roles"];
     let holds_nothing = status["partitions_held"].as_u64() == Some(0)
         && ["primary", "replica", "learner"]
@@ -154,8 +176,19 @@ pub fn view_of(status: &Value) -> NodeView {
         epoch: status["epoch"].as_u64(),
         caught_up,
         holds_nothing,
-        disk_complete: status["disk_complete"].as_bool().unwrap_or(true),
+        disk_complete,
+        down: false,
+        in_sync,
+        copying,
     }
+}
+
+/// One liveness probe (`GET /healthz`), bounded by `timeout`: whether the node answered.
+pub async fn probe(admin_addr: &str, timeout: std::time::Duration) -> bool {
+    matches!(
+        tokio::time::timeout(timeout, call(admin_addr, Method::GET, "/healthz", None)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Pushes a configuration; the node refuses a stale or conflicting epoch.
@@ -174,6 +207,7 @@ pub async fn push(admin_addr: &str, config: &Value) -> Result<(), NodeApiError> 
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::collections::BTreeMap;
 
     #[test]
     fn reads_epoch_caught_up_partitions_and_drained() {
@@ -189,6 +223,33 @@ mod tests {
         assert_eq!(v.epoch, Some(7));
         assert_eq!(v.caught_up.into_iter().collect::<Vec<_>>(), vec![3]);
         assert!(v.holds_nothing);
+    }
+
+    #[test]
+    fn reads_in_sync_partitions_positions_and_copy_progress() {
+        let v = view_of(&json!({
+            "epoch": 9, "disk_complete": false, "partitions_held": 3,
+            "roles": {"primary": 1, "replica": 1, "learner": 1},
+            "migration": {"keys_sent": 40, "keys_total": 100, "bytes_sent": 4096},
+            "partitions": [
+                {"partition": 0, "role": "primary", "caught_up": true, "applied_seq": 12, "complete": true},
+                {"partition": 1, "role": "replica", "caught_up": true, "applied_seq": 7, "complete": false},
+                {"partition": 2, "role": "learner", "caught_up": true, "applied_seq": 3, "complete": true},
+                {"partition": 3, "role": "replica", "caught_up": true, "applied_seq": 5}
+            ]
+        }));
+        // Partition 1 is not complete, 2 is only learned, 3 has no word and the disk is
+        // not complete: only 0 is proven.
+        assert_eq!(v.in_sync, BTreeMap::from([(0, 12)]));
+        assert_eq!(
+            v.copying,
+            Copying {
+                keys_sent: 40,
+                keys_total: 100,
+                bytes_sent: 4096
+            }
+        );
+        assert!(!v.down, "a view never says down: the probes decide that");
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub struct RingState {
     /// Nodes moved off that must report, from their own status, that they hold nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub draining: Vec<String>,
+    /// Nodes a failover removed (they stopped answering). Placement goes on without them
+    /// while they stay silent; one that answers again rejoins as a learner. A failed node
+    /// is still listed as a member only while it is the primary of a partition that no
+    /// surviving replica could be proven to hold (that partition waits for it).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub failed: BTreeSet<String>,
+    /// When this epoch was decided (RFC 3339), for migration duration and time left.
+    /// Written by the driver when it persists the state; not part of the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
 }
 
 impl RingState {
@@ -65,5 +75,25 @@ impl RingState {
     /// Learner slots still to fill: how many partition replicas are being copied.
     pub fn learner_slots(&self) -> usize {
         self.learners.iter().map(Vec::len).sum()
+    }
+
+    /// Partitions whose primary is a failed node: no surviving replica was proven to
+    /// hold every acknowledged write, so nobody serves them until that node answers.
+    pub fn unavailable(&self) -> Vec<u32> {
+        self.replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, reps)| reps.first().is_some_and(|p| self.failed.contains(p)))
+            .filter_map(|(p, _)| u32::try_from(p).ok())
+            .collect()
+    }
+
+    /// The same decision, whenever it was made (`decided_at` aside).
+    pub fn same_decision(&self, other: &RingState) -> bool {
+        let strip = |s: &RingState| RingState {
+            decided_at: None,
+            ..s.clone()
+        };
+        strip(self) == strip(other)
     }
 }
