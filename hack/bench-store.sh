@@ -10,7 +10,8 @@
 #
 # Usage: hack/bench-store.sh > report.md
 # Environment: N (requests per test, 200000), ROUNDS (2), SESSIONS (200000),
-#              TARGETS ("redis node front cluster"), SKIP_BUILD=1 to reuse target/release.
+#              TARGETS ("redis node front cluster"), SKIP_BUILD=1 to reuse the release build
+#              (in $CARGO_TARGET_DIR, else target/), BIN to take binaries from another directory.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,13 +25,13 @@ PARTITIONS=64
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     (cd "$ROOT" && cargo build --release -p sessionplane-store --bin store-node --example memory-node >&2)
 fi
-BIN="$ROOT/target/release"
+BIN=${BIN:-"${CARGO_TARGET_DIR:-$ROOT/target}/release"}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    rm -rf "$WORK"
+    if [ -n "${KEEP_WORK:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

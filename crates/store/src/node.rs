@@ -30,6 +30,18 @@ const META_CLEAN: &str = "clean_shutdown";
 pub struct Partition {
     pub id: u32,
     pub state: tokio::sync::Mutex<PartState>,
+    /// Commands waiting for the lock, run as one replication round by its next holder.
+    pub(crate) queue: Mutex<Vec<crate::cluster::replication::Queued>>,
+}
+
+impl Partition {
+    fn new(id: u32, state: PartState) -> Self {
+        Partition {
+            id,
+            state: tokio::sync::Mutex::new(state),
+            queue: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 /// A learner being taught by this node (as primary), for status and metrics.
@@ -182,12 +194,7 @@ impl Node {
             parts = states
                 .into_iter()
                 .enumerate()
-                .map(|(i, st)| {
-                    Arc::new(Partition {
-                        id: i as u32,
-                        state: tokio::sync::Mutex::new(st),
-                    })
-                })
+                .map(|(i, st)| Arc::new(Partition::new(i as u32, st)))
                 .collect();
         }
         let (config_tx, _) = watch::channel(None);
@@ -296,12 +303,7 @@ impl Node {
             let mut parts = self.parts.write();
             if parts.is_empty() {
                 *parts = (0..offered.partitions)
-                    .map(|i| {
-                        Arc::new(Partition {
-                            id: i,
-                            state: tokio::sync::Mutex::new(PartState::default()),
-                        })
-                    })
+                    .map(|i| Arc::new(Partition::new(i, PartState::default())))
                     .collect();
             }
         }

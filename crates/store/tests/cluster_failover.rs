@@ -11,8 +11,9 @@ use sessionplane_store::loadgen::{Endpoints, LoadConfig, LoadGen};
 use std::time::{Duration, Instant};
 use support::procs::{alive, Fleet};
 
-async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str]) {
+async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str], fsync: &'static str) {
     let mut fleet = Fleet::new(32, rf, 0.25);
+    fleet.fsync = fsync;
     fleet.start(nodes).await;
     let ids: Vec<String> = nodes.iter().map(|s| s.to_string()).collect();
     fleet.master.bootstrap(&ids).await;
@@ -96,10 +97,28 @@ async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_one_node_rf2() {
-    kill_under_load(&["a1", "a2", "a3"], 2, &["a2"]).await;
+    kill_under_load(&["a1", "a2", "a3"], 2, &["a2"], "always").await;
+}
+
+/// `everysec` acknowledges a write once every replica applied it in memory and queued
+/// it to disk: a kill -9 of RF−1 nodes must still lose nothing acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_one_node_rf2_everysec() {
+    kill_under_load(&["e1", "e2", "e3"], 2, &["e2"], "everysec").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_two_nodes_rf3() {
-    kill_under_load(&["b1", "b2", "b3", "b4", "b5"], 3, &["b2", "b4"]).await;
+    kill_under_load(&["b1", "b2", "b3", "b4", "b5"], 3, &["b2", "b4"], "always").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_two_nodes_rf3_everysec() {
+    kill_under_load(
+        &["f1", "f2", "f3", "f4", "f5"],
+        3,
+        &["f2", "f4"],
+        "everysec",
+    )
+    .await;
 }

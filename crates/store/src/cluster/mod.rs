@@ -6,7 +6,7 @@ mod expiry;
 mod handler;
 mod migration;
 pub mod partition;
-mod replication;
+pub(crate) mod replication;
 mod router;
 pub(crate) use router::Backoff;
 pub mod rpc;

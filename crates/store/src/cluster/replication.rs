@@ -6,19 +6,54 @@
 //! updates its memory and answers. Any failure leaves the primary's memory untouched
 //! and the command is retried from scratch: mutations carry resulting state, so a
 //! replica that applied a failed attempt is simply overwritten by the retry.
+//!
+//! Commands that arrive while the partition's lock is held (by a command waiting for
+//! its replicas) queue on the partition; the next holder of the lock executes the whole
+//! queue in arrival order against memory plus the batch's own earlier changes, ships
+//! all their mutations in one `Replicate`, and answers them together once it is
+//! acknowledged. One replication round trip then serves many clients instead of one,
+//! and each key still sees a single order of operations.
 
 use super::config::{RingConfig, Role};
 use super::partition::PartState;
 use super::rpc::{Request, Response};
 use super::{Retry, REPLICATE_TIMEOUT};
-use crate::command;
+use crate::command::{self, KeyView};
 use crate::metrics::ReasonLabels;
-use crate::node::{now_ms, Node};
+use crate::node::{now_ms, Node, Partition};
 use crate::reply::Reply;
 use crate::storage::Version;
-use crate::value::Mutation;
+use crate::value::{Entry, Mutation};
 use futures::future::join_all;
+use std::collections::HashMap;
 use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Commands folded into one replication round at most.
+const MAX_BATCH: usize = 256;
+
+/// A command waiting on its partition for the next replication round.
+pub(crate) struct Queued {
+    args: Vec<Vec<u8>>,
+    epoch: u64,
+    done: oneshot::Sender<Result<Reply, Retry>>,
+}
+
+/// The partition's memory as seen by a command in the middle of a batch: the changes
+/// of the batch's earlier commands over the stored state.
+struct Overlay<'a> {
+    base: &'a mut PartState,
+    changed: HashMap<Vec<u8>, Option<Entry>>,
+}
+
+impl KeyView for Overlay<'_> {
+    fn get(&mut self, key: &[u8]) -> Option<Entry> {
+        match self.changed.get(key) {
+            Some(state) => state.clone(),
+            None => self.base.get(key),
+        }
+    }
+}
 
 impl Node {
     /// Executes a command on a partition this node is primary of at `epoch`.
@@ -29,7 +64,34 @@ impl Node {
         epoch: u64,
     ) -> Result<Reply, Retry> {
         let part = self.partition(p).ok_or(Retry::NotOwner)?;
-        let mut st = part.state.lock().await;
+        // Nobody ahead: execute alone, without queueing a copy of the arguments.
+        if let Ok(mut st) = part.state.try_lock() {
+            if part.queue.lock().is_empty() {
+                return self.execute_one(p, &mut st, args, epoch).await;
+            }
+        }
+        let (done, answer) = oneshot::channel();
+        part.queue.lock().push(Queued {
+            args: args.to_vec(),
+            epoch,
+            done,
+        });
+        // Whoever holds the lock next runs every queued command, ours included, or
+        // already ran it; each queued command takes the lock once, so none is stranded.
+        {
+            let mut st = part.state.lock().await;
+            self.run_queue(p, &part, &mut st).await;
+        }
+        answer.await.unwrap_or(Err(Retry::ConfigChanged))
+    }
+
+    async fn execute_one(
+        &self,
+        p: u32,
+        st: &mut PartState,
+        args: &[Vec<u8>],
+        epoch: u64,
+    ) -> Result<Reply, Retry> {
         let cfg = self.config().ok_or(Retry::NoConfig)?;
         if cfg.epoch != epoch {
             return Err(Retry::ConfigChanged);
@@ -37,12 +99,72 @@ impl Node {
         if cfg.role(&self.id, p) != Role::Primary {
             return Err(Retry::NotOwner);
         }
-        let outcome = command::execute(args, &mut *st, now_ms());
+        let outcome = command::execute(args, st, now_ms());
         if !outcome.mutations.is_empty() {
-            self.commit_locked(p, &mut st, &cfg, outcome.mutations)
-                .await?;
+            self.commit_locked(p, st, &cfg, outcome.mutations).await?;
         }
         Ok(outcome.reply)
+    }
+
+    /// Runs up to `MAX_BATCH` queued commands as one replication round; the caller
+    /// holds the partition's lock.
+    async fn run_queue(&self, p: u32, part: &Partition, st: &mut PartState) {
+        let batch: Vec<Queued> = {
+            let mut queue = part.queue.lock();
+            let n = queue.len().min(MAX_BATCH);
+            queue.drain(..n).collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let cfg = match self.config() {
+            Some(cfg) => cfg,
+            None => {
+                for q in batch {
+                    let _ = q.done.send(Err(Retry::NoConfig));
+                }
+                return;
+            }
+        };
+        let primary = cfg.role(&self.id, p) == Role::Primary;
+        let now = now_ms();
+        let mut overlay = Overlay {
+            base: &mut *st,
+            changed: HashMap::new(),
+        };
+        let mut mutations = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        for q in batch {
+            if q.epoch != cfg.epoch {
+                let _ = q.done.send(Err(Retry::ConfigChanged));
+                continue;
+            }
+            if !primary {
+                let _ = q.done.send(Err(Retry::NotOwner));
+                continue;
+            }
+            let outcome = command::execute(&q.args, &mut overlay, now);
+            for m in &outcome.mutations {
+                let (key, state) = match m {
+                    Mutation::Put { key, entry } => (key, Some(entry.clone())),
+                    Mutation::Delete { key } => (key, None),
+                };
+                overlay.changed.insert(key.clone(), state);
+            }
+            mutations.extend(outcome.mutations);
+            answers.push((q.done, outcome.reply));
+        }
+        if !mutations.is_empty() {
+            if let Err(why) = self.commit_locked(p, st, &cfg, mutations).await {
+                for (done, _) in answers {
+                    let _ = done.send(Err(why.clone()));
+                }
+                return;
+            }
+        }
+        for (done, reply) in answers {
+            let _ = done.send(Ok(reply));
+        }
     }
 
     /// Replicates and persists mutations of partition `p`, whose lock the caller holds,
@@ -71,35 +193,35 @@ impl Node {
         if st.sync_epoch == cfg.epoch {
             targets.extend(st.sync_learners.iter().cloned());
         }
+        let local = self.storage.write(PartState::storage_ops(p, &versioned));
+        if targets.is_empty() {
+            local.await.map_err(|e| Retry::Storage(e.to_string()))?;
+            apply_owned(st, versioned);
+            return Ok(());
+        }
         let addrs = cfg.addr_map();
         let started = Instant::now();
-        let local = self.storage.write(PartState::storage_ops(p, &versioned));
-        let remote = async {
-            if targets.is_empty() {
-                return Vec::new();
-            }
-            let req = Request::Replicate {
-                epoch: cfg.epoch,
-                from: self.id.clone(),
-                partition: p,
-                mutations: versioned.clone(),
-            };
-            let req = &req;
-            join_all(targets.iter().map(|t| {
-                let addr = addrs.get(t).cloned();
-                async move {
-                    match addr {
-                        Some(addr) => self
-                            .peers
-                            .call(&addr, req, REPLICATE_TIMEOUT)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        None => Err(format!("{t} has no address")),
-                    }
-                }
-            }))
-            .await
+        // The request owns the mutations while it is out; memory gets them back after.
+        let req = Request::Replicate {
+            epoch: cfg.epoch,
+            from: self.id.clone(),
+            partition: p,
+            mutations: versioned,
         };
+        let remote = join_all(targets.iter().map(|t| {
+            let addr = addrs.get(t).cloned();
+            let req = &req;
+            async move {
+                match addr {
+                    Some(addr) => self
+                        .peers
+                        .call(&addr, req, REPLICATE_TIMEOUT)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("{t} has no address")),
+                }
+            }
+        }));
         let (local, acks) = tokio::join!(local, remote);
         local.map_err(|e| Retry::Storage(e.to_string()))?;
         for (target, ack) in targets.iter().zip(acks) {
@@ -124,12 +246,12 @@ impl Node {
             tracing::debug!(partition = p, %target, error = %failure, "replica did not acknowledge");
             return Err(failure);
         }
-        if !targets.is_empty() {
-            self.metrics
-                .replication_ack
-                .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .replication_ack
+            .observe(started.elapsed().as_secs_f64());
+        if let Request::Replicate { mutations, .. } = req {
+            apply_owned(st, mutations);
         }
-        st.apply_mutations(p, &versioned, false);
         Ok(())
     }
 
@@ -167,5 +289,16 @@ impl Node {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error(e.to_string()),
         }
+    }
+}
+
+/// Applies acknowledged mutations to the primary's memory, moving their values in
+/// (the primary has already queued its own storage writes).
+fn apply_owned(st: &mut PartState, mutations: Vec<(Version, Mutation)>) {
+    for (version, m) in mutations {
+        match m {
+            Mutation::Put { key, entry } => st.apply(&key, version, Some(entry), false),
+            Mutation::Delete { key } => st.apply(&key, version, None, false),
+        };
     }
 }

@@ -19,8 +19,9 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
 /// Largest frame either side accepts; snapshots are chunked well below it.
 pub const MAX_FRAME: usize = 64 * 1024 * 1024;
-/// Idle connections kept per peer.
-const POOL_IDLE: usize = 16;
+/// Idle connections kept per peer: as many as requests a busy node has in flight to one
+/// peer, so a burst does not open (and drop) a connection per request.
+const POOL_IDLE: usize = 128;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,6 +14,8 @@ pub struct NodeProc {
     pub data: PathBuf,
     log: PathBuf,
     child: Option<Child>,
+    /// `--fsync` policy: "always" unless a test asks for "everysec".
+    pub fsync: &'static str,
 }
 
 impl NodeProc {
@@ -27,6 +29,7 @@ impl NodeProc {
             data: root.join(id),
             log: root.join(format!("{id}.log")),
             child: None,
+            fsync: "always",
         }
     }
 
@@ -48,7 +51,7 @@ impl NodeProc {
                 "--admin",
                 &self.admin,
                 "--fsync",
-                "always",
+                self.fsync,
             ])
             .arg("--data-dir")
             .arg(&self.data)
@@ -103,6 +106,8 @@ pub struct Fleet {
     pub root: tempfile::TempDir,
     pub nodes: std::collections::BTreeMap<String, NodeProc>,
     pub master: super::master::Master,
+    /// `--fsync` policy of the nodes this fleet creates.
+    pub fsync: &'static str,
 }
 
 impl Fleet {
@@ -111,18 +116,21 @@ impl Fleet {
             root: tempfile::tempdir().expect("temporary directory"),
             nodes: Default::default(),
             master: super::master::Master::new(partitions, rf, epsilon),
+            fsync: "always",
         }
     }
 
     /// Starts nodes `ids` (new ones get ports and a data directory) and lists them as
     /// members in the master's next configuration.
     pub async fn start(&mut self, ids: &[&str]) {
+        let fsync = self.fsync;
         for id in ids {
             let root = self.root.path().to_path_buf();
-            let node = self
-                .nodes
-                .entry(id.to_string())
-                .or_insert_with(|| NodeProc::new(&root, id));
+            let node = self.nodes.entry(id.to_string()).or_insert_with(|| {
+                let mut node = NodeProc::new(&root, id);
+                node.fsync = fsync;
+                node
+            });
             node.start_and_wait().await;
             self.master.members.insert(
                 id.to_string(),
