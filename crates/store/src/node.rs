@@ -9,6 +9,7 @@ use crate::backend::{Backend, BackendStats};
 use crate::cluster::config::{ConfigError, RingConfig, Role};
 use crate::cluster::partition::PartState;
 use crate::cluster::rpc::Peers;
+use crate::cluster::Leases;
 use crate::metrics::{Metrics, RoleLabels};
 use crate::reply::Reply;
 use crate::storage::{FsyncPolicy, Op, Storage, StorageError};
@@ -82,7 +83,9 @@ pub struct Node {
     pub(crate) teaching: Mutex<HashMap<(u32, String), TeachProgress>>,
     pub(crate) started: Instant,
     /// This node, for background tasks started from `&self` methods.
-    me: Weak<Node>,
+    pub(crate) me: Weak<Node>,
+    /// Read leases held as primary and granted as backup (`cluster::lease`).
+    pub(crate) leases: Leases,
     disk_complete: bool,
 }
 
@@ -99,6 +102,10 @@ pub struct PartitionStatus {
     pub role: Role,
     pub keys: u64,
     pub caught_up: bool,
+    /// For a partition this node is primary of: whether it holds the read lease now
+    /// (false also while it waits out a lease it granted the previous primary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub learners: Vec<LearnerStatus>,
 }
@@ -184,8 +191,10 @@ impl Node {
                 .collect();
         }
         let (config_tx, _) = watch::channel(None);
+        let leases = Leases::new(persisted.is_some());
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
+            leases,
             disk_complete,
             id: opts.id,
             storage,
@@ -323,6 +332,7 @@ impl Node {
         }
         self.teaching.lock().retain(|_, t| t.epoch == cfg.epoch);
         self.spawn_teachers(&cfg);
+        self.start_lease_renewal();
         Ok(cfg.epoch)
     }
 
@@ -433,11 +443,16 @@ impl Node {
                 }
             }
             if role != Role::None || !st.is_empty() {
+                let lease = match (&cfg, role) {
+                    (Some(c), Role::Primary) => Some(self.lease_usable(part.id, c)),
+                    _ => None,
+                };
                 out.partitions.push(PartitionStatus {
                     partition: part.id,
                     role,
                     keys: st.keys(),
                     caught_up,
+                    lease,
                     learners,
                 });
             }

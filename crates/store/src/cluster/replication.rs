@@ -37,8 +37,13 @@ impl Node {
         if cfg.role(&self.id, p) != Role::Primary {
             return Err(Retry::NotOwner);
         }
+        self.check_new_primary(p, &cfg)?;
         let outcome = command::execute(args, &mut *st, now_ms());
-        if !outcome.mutations.is_empty() {
+        if outcome.mutations.is_empty() {
+            // Nothing to replicate, so no replica vouches for this answer: the lease
+            // must (cluster::lease).
+            self.check_lease(p, &cfg)?;
+        } else {
             self.commit_locked(p, &mut st, &cfg, outcome.mutations)
                 .await?;
         }
