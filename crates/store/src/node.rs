@@ -9,6 +9,7 @@ use crate::backend::{Backend, BackendStats};
 use crate::cluster::config::{ConfigError, RingConfig, Role};
 use crate::cluster::partition::PartState;
 use crate::cluster::rpc::Peers;
+use crate::cluster::Leases;
 use crate::metrics::{Metrics, RoleLabels};
 use crate::reply::Reply;
 use crate::storage::{FsyncPolicy, Op, Storage, StorageError};
@@ -94,7 +95,9 @@ pub struct Node {
     pub(crate) teaching: Mutex<HashMap<(u32, String), TeachProgress>>,
     pub(crate) started: Instant,
     /// This node, for background tasks started from `&self` methods.
-    me: Weak<Node>,
+    pub(crate) me: Weak<Node>,
+    /// Read leases held as primary and granted as backup (`cluster::lease`).
+    pub(crate) leases: Leases,
     disk_complete: bool,
 }
 
@@ -118,6 +121,10 @@ pub struct PartitionStatus {
     /// disk goes: its disk is complete, or it was taught the partition again since it
     /// started. A master promotes only a replica that says so.
     pub complete: bool,
+    /// For a partition this node is primary of: whether it holds the read lease now
+    /// (false also while it waits out a lease it granted the previous primary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub learners: Vec<LearnerStatus>,
 }
@@ -198,8 +205,10 @@ impl Node {
                 .collect();
         }
         let (config_tx, _) = watch::channel(None);
+        let leases = Leases::new(persisted.is_some());
         Ok(Arc::new_cyclic(|me| Node {
             me: me.clone(),
+            leases,
             disk_complete,
             id: opts.id,
             storage,
@@ -332,6 +341,7 @@ impl Node {
         }
         self.teaching.lock().retain(|_, t| t.epoch == cfg.epoch);
         self.spawn_teachers(&cfg);
+        self.start_lease_renewal();
         Ok(cfg.epoch)
     }
 
@@ -442,6 +452,10 @@ impl Node {
                 }
             }
             if role != Role::None || !st.is_empty() {
+                let lease = match (&cfg, role) {
+                    (Some(c), Role::Primary) => Some(self.lease_usable(part.id, c)),
+                    _ => None,
+                };
                 out.partitions.push(PartitionStatus {
                     partition: part.id,
                     role,
@@ -449,6 +463,7 @@ impl Node {
                     caught_up,
                     applied_seq: st.seq,
                     complete: self.disk_complete || st.learning.snapshot_done,
+                    lease,
                     learners,
                 });
             }

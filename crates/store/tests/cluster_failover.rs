@@ -52,7 +52,8 @@ async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str], fsync: &'sta
     let reconfigured = killed_at.elapsed();
 
     let acked_before = load.acked_writes();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A promoted primary first waits out the read lease it granted the dead one.
+    tokio::time::sleep(sessionplane_store::cluster::LEASE_GRANT + Duration::from_secs(2)).await;
     let acked_after = load.acked_writes();
     // Restore the replication factor on the survivors (learners, then the flip).
     let moved = fleet.master.migrate_to(&survivors, &dead).await;

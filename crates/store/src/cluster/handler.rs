@@ -68,6 +68,12 @@ impl Node {
                 from,
                 partition,
             } => self.handle_snapshot_done(epoch, &from, partition).await,
+            Request::LeaseRenew {
+                epoch,
+                from,
+                partitions,
+            } => self.handle_lease_renew(epoch, &from, &partitions).await,
+            Request::EpochOf { epoch, from } => self.handle_epoch_of(epoch, &from),
             Request::FetchConfig => match self.config() {
                 Some(cfg) => match serde_json::to_string(&*cfg) {
                     Ok(json) => Response::Config(json),

@@ -65,6 +65,12 @@ impl Node {
             let Some(addr) = cfg.addr_map().get(&learner).cloned() else {
                 return;
             };
+            // A new primary teaches only once the old primary's lease is over, or a
+            // learner could be promoted while that lease still serves reads.
+            if self.check_new_primary(p, &cfg).is_err() {
+                tokio::time::sleep(TEACH_RETRY).await;
+                continue;
+            }
             match self.teach_once(p, &learner, &addr, epoch).await {
                 Ok(()) => {
                     tracing::info!(partition = p, %learner, epoch, "learner caught up");

@@ -4,6 +4,7 @@
 pub mod config;
 mod expiry;
 mod handler;
+mod lease;
 mod migration;
 pub mod partition;
 pub(crate) mod replication;
@@ -12,6 +13,8 @@ pub(crate) use router::Backoff;
 pub mod rpc;
 
 pub use expiry::EXPIRY_TICK;
+pub(crate) use lease::Leases;
+pub use lease::{LEASE_GRANT, LEASE_HOLD, LEASE_RENEW_EVERY};
 
 use std::time::Duration;
 
@@ -44,6 +47,10 @@ pub enum Retry {
     Replication(String),
     #[error("storage: {0}")]
     Storage(String),
+    #[error("no read lease: a backup or learner has not granted one recently")]
+    NoLease,
+    #[error("waiting out a read lease granted to the previous primary")]
+    LeaseWait,
 }
 
 impl Retry {
@@ -57,6 +64,8 @@ impl Retry {
             Retry::Unreachable(_) => "unreachable",
             Retry::Replication(_) => "replication",
             Retry::Storage(_) => "storage",
+            Retry::NoLease => "no_lease",
+            Retry::LeaseWait => "lease_wait",
         }
     }
 }

@@ -99,8 +99,13 @@ impl Node {
         if cfg.role(&self.id, p) != Role::Primary {
             return Err(Retry::NotOwner);
         }
+        self.check_new_primary(p, &cfg)?;
         let outcome = command::execute(args, st, now_ms());
-        if !outcome.mutations.is_empty() {
+        if outcome.mutations.is_empty() {
+            // Nothing to replicate, so no replica vouches for this answer: the lease
+            // must (cluster::lease).
+            self.check_lease(p, &cfg)?;
+        } else {
             self.commit_locked(p, st, &cfg, outcome.mutations).await?;
         }
         Ok(outcome.reply)
@@ -127,6 +132,13 @@ impl Node {
             }
         };
         let primary = cfg.role(&self.id, p) == Role::Primary;
+        // A promoted primary first waits out the lease it granted its predecessor
+        // (cluster::lease); the whole batch waits with it.
+        let fenced = if primary {
+            self.check_new_primary(p, &cfg).err()
+        } else {
+            None
+        };
         let now = now_ms();
         let mut overlay = Overlay {
             base: &mut *st,
@@ -143,6 +155,10 @@ impl Node {
                 let _ = q.done.send(Err(Retry::NotOwner));
                 continue;
             }
+            if let Some(why) = &fenced {
+                let _ = q.done.send(Err(why.clone()));
+                continue;
+            }
             let outcome = command::execute(&q.args, &mut overlay, now);
             for m in &outcome.mutations {
                 let (key, state) = match m {
@@ -154,13 +170,22 @@ impl Node {
             mutations.extend(outcome.mutations);
             answers.push((q.done, outcome.reply));
         }
-        if !mutations.is_empty() {
-            if let Err(why) = self.commit_locked(p, st, &cfg, mutations).await {
-                for (done, _) in answers {
-                    let _ = done.send(Err(why.clone()));
-                }
-                return;
+        // Replicated changes are vouched for by the replicas' acks, and so are the reads
+        // answered in the same round; a round of reads alone needs the lease.
+        let vouched = if mutations.is_empty() {
+            if answers.is_empty() {
+                Ok(())
+            } else {
+                self.check_lease(p, &cfg)
             }
+        } else {
+            self.commit_locked(p, st, &cfg, mutations).await
+        };
+        if let Err(why) = vouched {
+            for (done, _) in answers {
+                let _ = done.send(Err(why.clone()));
+            }
+            return;
         }
         for (done, reply) in answers {
             let _ = done.send(Ok(reply));

@@ -229,7 +229,9 @@ impl Node {
             if cfg.primary(p) != Some(self.id.as_str()) {
                 return Err(Retry::NotOwner);
             }
+            self.check_new_primary(p, &cfg)?;
             total += st.keys();
+            self.check_lease(p, &cfg)?;
         }
         Ok(total)
     }
@@ -379,7 +381,10 @@ impl Node {
         if cfg.primary(p) != Some(self.id.as_str()) {
             return Err(Retry::NotOwner);
         }
-        Ok(st.scan_page(position, count, now_ms(), |k, e| sa.accepts(k, &e.value)))
+        self.check_new_primary(p, &cfg)?;
+        let page = st.scan_page(position, count, now_ms(), |k, e| sa.accepts(k, &e.value));
+        self.check_lease(p, &cfg)?;
+        Ok(page)
     }
 }
 

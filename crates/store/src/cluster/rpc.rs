@@ -70,12 +70,24 @@ pub enum Request {
     /// The receiver's current ring configuration (a node that learned from a peer's
     /// `StaleEpoch` that it is behind catches up without waiting for the master).
     FetchConfig,
+    /// The primary of `partitions` at `epoch` asks a backup or learner of them for a
+    /// read lease (see `cluster::lease`); answered with `Granted`.
+    LeaseRenew {
+        epoch: u64,
+        from: String,
+        partitions: Vec<u32>,
+    },
+    /// A new primary asks the node it granted a lease to which epoch it serves; once
+    /// that is `epoch` or newer, the old lease can no longer be used and need not be
+    /// waited out. Answered with `Epoch`.
+    EpochOf { epoch: u64, from: String },
 }
 
 impl Request {
     pub fn epoch(&self) -> u64 {
         match self {
             Request::FetchConfig => 0,
+            Request::LeaseRenew { epoch, .. } | Request::EpochOf { epoch, .. } => *epoch,
             Request::Forward { epoch, .. }
             | Request::Replicate { epoch, .. }
             | Request::LearnStart { epoch, .. }
@@ -99,6 +111,10 @@ pub enum Response {
     },
     /// JSON of a `RingConfig`.
     Config(String),
+    /// The partitions of a `LeaseRenew` the receiver granted a lease for.
+    Granted(Vec<u32>),
+    /// The epoch the receiver serves.
+    Epoch(u64),
     /// The sender's epoch is older than the receiver's.
     StaleEpoch {
         current: u64,

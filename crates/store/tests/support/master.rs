@@ -1,10 +1,12 @@
 //! The test's stand-in for the operator: the only writer of ring configurations.
 
-use super::http;
+use super::http_from;
 use serde_json::{json, Value};
 use sessionplane_ring::{failover, place, plan, Assignment, Member};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+const PUSH_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Clone)]
 pub struct Addrs {
@@ -20,6 +22,9 @@ pub struct Master {
     /// Every node the configuration lists (serving, joining or draining).
     pub members: BTreeMap<String, Addrs>,
     pub assignment: Assignment,
+    /// Source address of the master's requests (None: the system's choice), so a
+    /// partition test can cut the master off without cutting off the clients.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// What a migration did, for the movement assertions.
@@ -40,6 +45,7 @@ impl Master {
             epoch: 0,
             members: BTreeMap::new(),
             assignment: Assignment::default(),
+            source: None,
         }
     }
 
@@ -74,7 +80,19 @@ impl Master {
                 let body = body.clone();
                 let admin = a.admin.clone();
                 let id = id.clone();
-                async move { (id, http(&admin, "POST", "/v1/ring", Some(&body)).await) }
+                let source = self.source;
+                async move {
+                    let pushed = http_from(
+                        source,
+                        PUSH_TIMEOUT,
+                        &admin,
+                        "POST",
+                        "/v1/ring",
+                        Some(&body),
+                    )
+                    .await;
+                    (id, pushed)
+                }
             });
         for (id, result) in futures::future::join_all(pushes).await {
             match result {
@@ -181,8 +199,18 @@ impl Master {
         }
     }
 
+    /// Whether a node's health endpoint answers the master within `timeout` (what a
+    /// liveness probe would see from where the master runs).
+    pub async fn alive(&self, id: &str, timeout: Duration) -> bool {
+        let admin = &self.members[id].admin;
+        matches!(
+            http_from(self.source, timeout, admin, "GET", "/healthz", None).await,
+            Ok((200, _))
+        )
+    }
+
     pub async fn status_of(&self, admin: &str) -> Option<Value> {
-        match http(admin, "GET", "/v1/status", None).await {
+        match http_from(self.source, PUSH_TIMEOUT, admin, "GET", "/v1/status", None).await {
             Ok((200, body)) => serde_json::from_str(&body).ok(),
             _ => None,
         }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod master;
+pub mod netns;
 pub mod procs;
 
 use std::time::{Duration, Instant};
@@ -18,8 +19,32 @@ pub async fn http(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
+    http_from(None, Duration::from_secs(20), addr, method, path, body).await
+}
+
+/// `http` from a chosen source address (the master of a partition test has its own),
+/// with a timeout for the whole exchange.
+pub async fn http_from(
+    source: Option<std::net::IpAddr>,
+    timeout: Duration,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let mut s = match source {
+            None => TcpStream::connect(addr).await.map_err(|e| e.to_string())?,
+            Some(ip) => {
+                let target: std::net::SocketAddr =
+                    addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+                let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+                socket
+                    .bind(std::net::SocketAddr::new(ip, 0))
+                    .map_err(|e| e.to_string())?;
+                socket.connect(target).await.map_err(|e| e.to_string())?
+            }
+        };
         let body = body.unwrap_or("");
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -42,7 +67,7 @@ pub async fn http(
             .unwrap_or_default();
         Ok((status, body))
     };
-    tokio::time::timeout(Duration::from_secs(20), fut)
+    tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| format!("{method} {path} on {addr} timed out"))?
 }

@@ -16,6 +16,8 @@ pub struct NodeProc {
     child: Option<Child>,
     /// `--fsync` policy: "always" unless a test asks for "everysec".
     pub fsync: &'static str,
+    /// Network namespace the node runs in (None: the test's own, on loopback).
+    netns: Option<String>,
 }
 
 impl NodeProc {
@@ -30,6 +32,23 @@ impl NodeProc {
             log: root.join(format!("{id}.log")),
             child: None,
             fsync: "always",
+            netns: None,
+        }
+    }
+
+    /// A node that runs in network namespace `netns` and listens on `ip` (the standard
+    /// ports, since the address is its own).
+    pub fn in_netns(root: &Path, id: &str, netns: &str, ip: std::net::Ipv4Addr) -> NodeProc {
+        NodeProc {
+            id: id.to_string(),
+            resp: format!("{ip}:6379"),
+            peer: format!("{ip}:7379"),
+            admin: format!("{ip}:9379"),
+            data: root.join(id),
+            log: root.join(format!("{id}.log")),
+            child: None,
+            fsync: "always",
+            netns: Some(netns.to_string()),
         }
     }
 
@@ -40,7 +59,18 @@ impl NodeProc {
             .open(&self.log)
             .expect("open node log");
         let err = log.try_clone().expect("clone log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_store-node"))
+        let bin = env!("CARGO_BIN_EXE_store-node");
+        // `ip netns exec` execs the node in place, so the child is the node itself and
+        // kill9 reaches it.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .args([
                 "--id",
                 &self.id,
