@@ -9,10 +9,12 @@
 //! Service's endpoints do; a worker moves off an endpoint as soon as it is withdrawn.
 
 pub mod client;
+pub mod redirects;
 
 use crate::reply::Reply;
 use client::RespClient;
 use parking_lot::RwLock;
+use redirects::Redirects;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +35,9 @@ pub struct LoadConfig {
     pub max_ops_per_worker: u64,
     /// Key prefix, so several generators can share a store.
     pub prefix: String,
+    /// Follow Redis Cluster MOVED/ASK redirections as a cluster client library does
+    /// (for driving a Redis Cluster as a peer in benchmarks; the store needs none).
+    pub follow_cluster_redirects: bool,
 }
 
 impl Default for LoadConfig {
@@ -47,6 +52,7 @@ impl Default for LoadConfig {
             pace: None,
             max_ops_per_worker: 1_000_000,
             prefix: "sess".into(),
+            follow_cluster_redirects: false,
         }
     }
 }
@@ -104,6 +110,8 @@ pub struct Report {
     pub failure_samples: Vec<String>,
     /// Reads that returned a value the key could not hold.
     pub violations: Vec<String>,
+    /// Redis Cluster redirections followed (not failures).
+    pub redirects: u64,
     pub latencies: Vec<Duration>,
     pub expected: HashMap<Vec<u8>, Expect>,
     pub elapsed: Duration,
@@ -141,6 +149,16 @@ impl Report {
     /// Reads every key through `addr`; returns the keys whose value is not one the
     /// key may hold (an acknowledged write lost, or a value from nowhere).
     pub async fn verify(&self, addr: &str, timeout: Duration) -> Result<Vec<String>, String> {
+        self.verify_with(addr, timeout, None).await
+    }
+
+    /// `verify`, reading through a Redis Cluster client's redirections when given.
+    pub async fn verify_with(
+        &self,
+        addr: &str,
+        timeout: Duration,
+        mut redirects: Option<&mut Redirects>,
+    ) -> Result<Vec<String>, String> {
         let mut client = RespClient::connect(addr, timeout)
             .await
             .map_err(|e| e.to_string())?;
@@ -149,10 +167,15 @@ impl Report {
         keys.sort();
         for key in keys {
             let expect = &self.expected[key];
-            let reply = client
-                .call(&[b"GET", key], timeout)
-                .await
-                .map_err(|e| e.to_string())?;
+            let reply = redirected(
+                &mut client,
+                redirects.as_deref_mut(),
+                key,
+                &[b"GET", key],
+                timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             let got = match &reply {
                 Reply::Bulk(v) => Some(v.as_slice()),
                 Reply::Nil => None,
@@ -218,6 +241,7 @@ impl LoadGen {
                 total.writes_acked += r.writes_acked;
                 total.reads_ok += r.reads_ok;
                 total.failures += r.failures;
+                total.redirects += r.redirects;
                 total
                     .failure_samples
                     .extend(r.failure_samples.into_iter().take(20));
@@ -248,6 +272,20 @@ impl Rng {
     }
 }
 
+/// One command, through the cluster client's redirections when there is one.
+async fn redirected(
+    client: &mut RespClient,
+    redirects: Option<&mut Redirects>,
+    key: &[u8],
+    args: &[&[u8]],
+    timeout: Duration,
+) -> Result<Reply, client::ClientError> {
+    match redirects {
+        Some(r) => r.call(client, key, args, timeout).await,
+        None => client.call(args, timeout).await,
+    }
+}
+
 fn fail(report: &mut Report, what: String) {
     report.failures += 1;
     if report.failure_samples.len() < 20 {
@@ -265,6 +303,7 @@ async fn worker(
     let mut report = Report::default();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93));
     let mut client: Option<RespClient> = None;
+    let mut redirects = cfg.follow_cluster_redirects.then(Redirects::default);
     let mut connects = 0usize;
     let mut counter = 0u64;
     let ttl = cfg.ttl_secs.to_string();
@@ -302,7 +341,14 @@ async fn worker(
         report.ops += 1;
         let started = Instant::now();
         if read {
-            let result = c.call(&[b"GET", key], cfg.request_timeout).await;
+            let result = redirected(
+                c,
+                redirects.as_mut(),
+                key,
+                &[b"GET", key],
+                cfg.request_timeout,
+            )
+            .await;
             report.latencies.push(started.elapsed());
             let expect = report.expected.entry(key.clone()).or_default();
             match result {
@@ -329,12 +375,14 @@ async fn worker(
             counter += 1;
             let mut value = format!("w{w}-{counter}-").into_bytes();
             value.resize(cfg.value_size.max(value.len()), b'x');
-            let result = c
-                .call(
-                    &[b"SET", key, &value, b"EX", ttl.as_bytes()],
-                    cfg.request_timeout,
-                )
-                .await;
+            let result = redirected(
+                c,
+                redirects.as_mut(),
+                key,
+                &[b"SET", key, &value, b"EX", ttl.as_bytes()],
+                cfg.request_timeout,
+            )
+            .await;
             report.latencies.push(started.elapsed());
             let expect = report.expected.entry(key.clone()).or_default();
             match result {
@@ -359,6 +407,7 @@ async fn worker(
             tokio::time::sleep(p).await;
         }
     }
+    report.redirects = redirects.map_or(0, |r| r.followed);
     report
 }
 
