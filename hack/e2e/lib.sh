@@ -116,10 +116,12 @@ e2e_apply_example() {
   e2e_log "applied $(basename "$E2E_EXAMPLE"): SessionCluster $E2E_SC in $E2E_NS"
 }
 
-# "frontendReady storeReady readyCondition phase" of the SessionCluster.
+# "frontendReady|storeReady|readyCondition|phase" of the SessionCluster. '|' separates the
+# fields because one may be empty (no store for strategy Client), which whitespace would
+# swallow.
 e2e_sc_state() {
   k -n "$E2E_NS" get sessioncluster "$E2E_SC" -o \
-    jsonpath='{.status.frontend.readyReplicas} {.status.store.readyReplicas} {.status.conditions[?(@.type=="Ready")].status} {.status.phase}' 2>/dev/null
+    jsonpath='{.status.frontend.readyReplicas}|{.status.store.readyReplicas}|{.status.conditions[?(@.type=="Ready")].status}|{.status.phase}' 2>/dev/null
 }
 
 # True when the frontend Deployment and store StatefulSet have exactly the wanted ready
@@ -127,7 +129,7 @@ e2e_sc_state() {
 # same counts with Ready=True.
 e2e_ready() { # frontends stores
   local want_f=$1 want_s=$2 f s cond pods
-  read -r f s cond _ <<<"$(e2e_sc_state)"
+  IFS='|' read -r f s cond _ <<<"$(e2e_sc_state)"
   [[ ${f:-0} == "$want_f" && ${s:-0} == "$want_s" && $cond == True ]] || return 1
   pods=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC" --no-headers 2>/dev/null) || return 1
   [[ $(grep -c . <<<"$pods") == $((want_f + want_s)) ]] || return 1
