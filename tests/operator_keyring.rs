@@ -120,8 +120,8 @@ async fn keyring_rotates_in_two_steps_and_retires_old_keys() {
         }
     }
 
-    // Three stages and three promotions, counted; the Events of a kind fold into one series
-    // (the recorder keeps the first note), so the notes of the first rotation are there.
+    // Three stages and three promotions, counted, and each its own Event (the recorder
+    // would fold same-reason Events into one series keeping the first note).
     for step in ["staged", "promoted"] {
         let series =
             format!("sessionplane_operator_keyring_rotation_steps_total{{step=\"{step}\"}}");
@@ -132,15 +132,26 @@ async fn keyring_rotates_in_two_steps_and_retires_old_keys() {
         .await;
     }
     let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let mut wanted: Vec<(&str, String)> = Vec::new();
+    for n in 2..=4 {
+        wanted.push((
+            "KeyStaged",
+            format!("cookie key {n} added to Secret shop-keyring"),
+        ));
+        wanted.push((
+            "KeyRotated",
+            format!("cookie key {n} now seals new cookies"),
+        ));
+    }
+    wanted.push(("KeyRotated", "retired key(s) 1".to_owned()));
     let notes = wait_for(
-        "KeyStaged and KeyRotated Events",
+        "a KeyStaged and a KeyRotated Event per key",
         Duration::from_secs(20),
         || async {
             let list = events.list(&ListParams::default()).await.ok()?;
             let notes: Vec<(String, String)> = list
                 .items
                 .iter()
-                .filter(|e| e.reason.as_deref().is_some_and(|r| r.starts_with("Key")))
                 .map(|e| {
                     (
                         e.reason.clone().unwrap_or_default(),
@@ -148,21 +159,16 @@ async fn keyring_rotates_in_two_steps_and_retires_old_keys() {
                     )
                 })
                 .collect();
-            (notes.len() >= 2).then_some(notes)
+            wanted
+                .iter()
+                .all(|(reason, text)| notes.iter().any(|(r, n)| r == reason && n.contains(text)))
+                .then_some(notes)
         },
     )
     .await;
-    assert!(
-        notes
-            .iter()
-            .any(|(r, n)| r == "KeyStaged"
-                && n.contains("cookie key 2 added to Secret shop-keyring")),
-        "{notes:?}"
-    );
-    assert!(
-        notes
-            .iter()
-            .any(|(r, n)| r == "KeyRotated" && n.contains("cookie key 2 now seals new cookies")),
+    assert_eq!(
+        notes.iter().filter(|(r, _)| r == "KeyRotated").count(),
+        3,
         "{notes:?}"
     );
 

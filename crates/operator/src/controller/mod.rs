@@ -556,8 +556,24 @@ async fn report_keyring_step(sc: &SessionCluster, ctx: &Context, step: &inputs::
         ),
     };
     tracing::info!(reason, %note, "keyring");
-    ctx.event(sc, EventType::Normal, reason, "RotateKeyring", note, None)
-        .await;
+    let key = match rotation {
+        Rotation::Staged { key } | Rotation::Promoted { key, .. } => key,
+    };
+    let related = sc.namespace().map(|ns| {
+        part_of(
+            reference("v1", "Secret", &ns, &secret, None),
+            format!("data.key-{key}"),
+        )
+    });
+    ctx.event(
+        sc,
+        EventType::Normal,
+        reason,
+        "RotateKeyring",
+        note,
+        related,
+    )
+    .await;
 }
 
 /// One step of the store's ring, with its Event and metrics.
@@ -604,7 +620,9 @@ async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Er
         } else {
             EventType::Warning
         };
-        ctx.event(sc, type_, "Failover", "Ring", note, None).await;
+        let related = ring_reference(sc, report.epoch);
+        ctx.event(sc, type_, "Failover", "Ring", note, related)
+            .await;
     }
     if let Some(step) = report.advanced.filter(|s| *s != Advance::Failover) {
         ctx.metrics.ring_epoch(step.label());
@@ -635,8 +653,15 @@ async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Er
             // Reported above, with what it did.
             Advance::Failover => String::new(),
         };
-        ctx.event(sc, EventType::Normal, "RingEpoch", "Ring", message, None)
-            .await;
+        ctx.event(
+            sc,
+            EventType::Normal,
+            "RingEpoch",
+            "Ring",
+            message,
+            ring_reference(sc, report.epoch),
+        )
+        .await;
     }
     Ok(report)
 }
@@ -703,6 +728,25 @@ fn reference(
         uid,
         ..Default::default()
     }
+}
+
+/// `reference` narrowed to one part of the object. The Event recorder folds Events with the
+/// same reason, action and related object into one series that keeps the first note, so
+/// a step that should stay readable on its own (each ring epoch, each cookie key) names
+/// its part.
+fn part_of(mut r: ObjectReference, field_path: String) -> ObjectReference {
+    r.field_path = Some(field_path);
+    r
+}
+
+/// The ring ConfigMap at `epoch`, as the related object of a ring Event.
+fn ring_reference(sc: &SessionCluster, epoch: u64) -> Option<ObjectReference> {
+    let ns = sc.namespace()?;
+    let name = crate::ring_driver::state_name(&sc.name_any());
+    Some(part_of(
+        reference("v1", "ConfigMap", &ns, &name, None),
+        format!("epoch {epoch}"),
+    ))
 }
 
 fn truncate(mut s: String, max: usize) -> String {
