@@ -12,7 +12,8 @@
 //!   the master waits until it reports itself caught up, then flips the epoch (timed);
 //! - `report`: the markdown table from the two JSON outcomes.
 
-mod admin_http;
+#[path = "../../tests/support/http_client.rs"]
+mod http_client;
 mod load;
 mod outcome;
 mod redis;
@@ -23,7 +24,7 @@ mod store;
 #[allow(dead_code)]
 #[path = "../../tests/support/master.rs"]
 mod master;
-use admin_http::http;
+use http_client::{http, http_from};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
