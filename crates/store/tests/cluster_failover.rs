@@ -10,6 +10,7 @@ mod support;
 use sessionplane_store::loadgen::{Endpoints, LoadConfig, LoadGen};
 use std::time::{Duration, Instant};
 use support::procs::{alive, Fleet};
+use support::{assert_acked_read_back, assert_no_stale_reads};
 
 async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str], fsync: &'static str) {
     let mut fleet = Fleet::new(32, rf, 0.25);
@@ -65,12 +66,7 @@ async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str], fsync: &'sta
         moved.took,
         report.summary()
     );
-    assert!(
-        report.violations.is_empty(),
-        "reads saw values they could not: {:?}\n{}",
-        &report.violations[..report.violations.len().min(5)],
-        fleet.logs()
-    );
+    assert_no_stale_reads(&report, &fleet.logs());
     // Requests in flight on a killed node fail (the client's connection dies); every
     // other request must succeed.
     assert!(
@@ -83,16 +79,9 @@ async fn kill_under_load(nodes: &[&str], rf: u32, victims: &[&str], fsync: &'sta
         acked_after > acked_before + 50,
         "writes go on after the failover: {acked_before} -> {acked_after}"
     );
+    let logs = fleet.logs();
     for id in &survivors {
-        let bad = report
-            .verify(&fleet.resp(id), Duration::from_secs(30))
-            .await
-            .expect("verification reads");
-        assert!(
-            bad.is_empty(),
-            "acknowledged writes lost via {id}: {:?}",
-            &bad[..bad.len().min(5)]
-        );
+        assert_acked_read_back(&report, id, &fleet.resp(id), &logs).await;
     }
 }
 

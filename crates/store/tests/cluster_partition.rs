@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use support::master::{Addrs, Master};
 use support::netns::Net;
 use support::procs::NodeProc;
+use support::{assert_acked_read_back, assert_no_stale_reads};
 
 const PARTITIONS: u32 = 16;
 const VICTIM: usize = 0;
@@ -263,28 +264,15 @@ async fn partition_scenario(cut: Cut) {
         report.summary()
     );
 
-    assert!(
-        report.violations.is_empty(),
-        "reads saw values they could not: {:?}\n{}",
-        &report.violations[..report.violations.len().min(5)],
-        fleet.logs()
-    );
+    let logs = fleet.logs();
+    assert_no_stale_reads(&report, &logs);
     assert!(
         acked_after > acked_before + 50,
         "writes go on after the failover: {acked_before} -> {acked_after}"
     );
     let mut write_values = Vec::new();
     for id in &all {
-        let bad = report
-            .verify(&fleet.resp(id), Duration::from_secs(30))
-            .await
-            .expect("verification reads");
-        assert!(
-            bad.is_empty(),
-            "acknowledged writes lost via {id}: {:?}\n{}",
-            &bad[..bad.len().min(5)],
-            fleet.logs()
-        );
+        assert_acked_read_back(&report, id, &fleet.resp(id), &logs).await;
         let read = get(&fleet.resp(id), &read_key, Duration::from_secs(20)).await;
         assert!(
             matches!(&read, Some(Reply::Bulk(v)) if v.as_slice() == b"new"),

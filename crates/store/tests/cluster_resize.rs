@@ -8,8 +8,8 @@ mod support;
 use sessionplane_ring::{minimum_moves, Member};
 use sessionplane_store::loadgen::{Endpoints, LoadConfig, LoadGen};
 use std::time::Duration;
-use support::eventually;
 use support::procs::Fleet;
+use support::{assert_acked_read_back, assert_no_stale_reads, eventually};
 
 const EPSILON: f64 = 0.25;
 const RF: u32 = 2;
@@ -96,22 +96,11 @@ async fn resize_3_5_2_under_load() {
         report.failure_samples,
         fleet.logs()
     );
-    assert!(
-        report.violations.is_empty(),
-        "stale reads: {:?}",
-        &report.violations[..report.violations.len().min(5)]
-    );
+    let logs = fleet.logs();
+    assert_no_stale_reads(&report, &logs);
     assert!(report.writes_acked > 200, "the load made progress");
     for id in &two {
-        let bad = report
-            .verify(&fleet.resp(id), Duration::from_secs(30))
-            .await
-            .expect("verification reads");
-        assert!(
-            bad.is_empty(),
-            "acknowledged sessions lost via {id}: {:?}",
-            &bad[..bad.len().min(5)]
-        );
+        assert_acked_read_back(&report, id, &fleet.resp(id), &logs).await;
     }
     // The two survivors hold every session, each on both (rf 2 over 2 nodes).
     let keys: u64 = {
