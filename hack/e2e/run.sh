@@ -16,6 +16,8 @@
 #      at most (1+eps) x the minimum of partition replicas; report per phase
 #   7. strategy Client (hack/e2e/client.sh): the Client example under load while the
 #      operator rotates the cookie keyring; nobody logged out, no pod restarted
+#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 the scenario "client";
+#   E2E_SCENARIOS="store client" (the default) picks and orders them.
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -158,30 +160,6 @@ lg_alive() {
   fi
 }
 
-# --- the test --------------------------------------------------------------------------------
-
-t=$SECONDS
-e2e_cluster_up
-pass "cluster up ($E2E_TARGET) in $((SECONDS - t))s"
-
-t=$SECONDS
-e2e_build_images
-e2e_load_images
-pass "images built and loaded in $((SECONDS - t))s"
-
-t=$SECONDS
-check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator replicas)" e2e_install_operator
-check "kubectl apply of the Store example" e2e_apply_example
-
-t=$SECONDS
-if e2e_wait_ready 3 3 "$READY_TIMEOUT"; then
-  pass "every pod Ready and SessionCluster Ready=True with frontend=3 store=3 ($((SECONDS - t))s after apply)"
-else
-  fail "every pod Ready and SessionCluster Ready=True with frontend=3 store=3 within ${READY_TIMEOUT}s"
-  e2e_diagnostics
-  exit 1
-fi
-
 browser_check() {
   local port=$((18100 + RANDOM % 800)) pf rc=0
   k -n "$E2E_NS" port-forward "svc/$(e2e_frontend_service)" "$port:80" >"$WORK/port-forward.log" 2>&1 &
@@ -195,75 +173,36 @@ browser_check() {
   wait "$pf" 2>/dev/null || true
   return "$rc"
 }
-if command -v chromium >/dev/null; then
-  check "browser (headless Chromium through kubectl port-forward): log in, +1 three times, reload, counter 3" browser_check
-else
-  e2e_log "no chromium: browser check skipped (apt-get install chromium)"
-fi
 
-lg_start
-sleep "$STEADY_SECONDS"
-check "load generator running: $USERS users logged in" lg_alive
+# --- the test --------------------------------------------------------------------------------
 
-lg_phase scale-to-6
-k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas=6 >/dev/null
-check "scale 3 -> 6: 6 frontends Ready, SessionCluster Ready" ready_within 6 3 "$STEP_TIMEOUT"
-lg_phase after-scale-6
-sleep 5
+t=$SECONDS
+e2e_cluster_up
+pass "cluster up ($E2E_TARGET) in $((SECONDS - t))s"
 
-lg_phase scale-to-2
-k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas=2 >/dev/null
-check "scale 6 -> 2: 2 frontends, SessionCluster Ready" ready_within 2 3 "$STEP_TIMEOUT"
-lg_phase after-scale-2
-sleep 5
+t=$SECONDS
+e2e_build_images
+e2e_load_images
+pass "images built and loaded in $((SECONDS - t))s"
 
-lg_phase delete-frontend-pod
-victim=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=frontend" -o jsonpath='{.items[0].metadata.name}')
-k -n "$E2E_NS" delete pod "$victim" --wait=false >/dev/null
-e2e_log "deleted frontend pod $victim"
-sleep 2
-check "frontend pod $victim deleted: replaced, 2 frontends Ready again" ready_within 2 3 "$STEP_TIMEOUT"
-lg_phase after-frontend-delete
-sleep 5
+check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator replicas)" e2e_install_operator
 
-lg_phase delete-store-pod
-victim=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=store" -o jsonpath='{.items[0].metadata.name}')
-k -n "$E2E_NS" delete pod "$victim" --wait=false >/dev/null
-e2e_log "deleted store pod $victim"
-sleep 2
-check "store pod $victim deleted: back, 3 store pods Ready, SessionCluster Ready" ready_within 2 3 "$STEP_TIMEOUT"
-lg_phase steady-after
-sleep "$STEADY_SECONDS"
-
-# --- the store resizes under load (issue 5) ---------------------------------------------------
-# shellcheck source=hack/e2e/resize.sh
-source "$E2E_REPO/hack/e2e/resize.sh"
-# Each step measures its movement from a settled ring: whatever the store pod deletion
-# set in motion must be finished first.
-check "store ring settled before the resizes (store=3 rf=2, Migrating=False)" wait_store_settled 2 3 2 "$RESIZE_TIMEOUT"
-
-resize_step store-3-to-5 5 2 kill-operator
-lg_phase after-store-5
-sleep 5
-resize_step store-5-to-2 2 2
-lg_phase after-store-2
-sleep 5
-resize_step store-2-to-4 4 2 kill-store-pod
-lg_phase after-store-4
-sleep 5
-resize_step rf-2-to-3 4 3
-lg_phase steady-end
-sleep "$STEADY_SECONDS"
-
-lg_phase stop
-check "every user still logged in with the last acknowledged counter, no acknowledged write lost" lg_finish
-if [[ -f $WORK/report.json ]]; then
-  check_failure_windows "$WORK/report.json" "$WORK/phase-times"
-fi
-ring_events
-check "SessionCluster Ready=True with frontend=2 store=4 at the end" e2e_ready 2 4
-
-# --- strategy Client: cookie sessions while the keyring rotates ------------------------------
-# shellcheck source=hack/e2e/client.sh
-source "$E2E_REPO/hack/e2e/client.sh"
-client_e2e
+# --- scenarios -------------------------------------------------------------------------------
+# Each scenario is a function in its own file, run against the same cluster and operator.
+# E2E_SCENARIOS picks and orders them (e.g. E2E_SCENARIOS=client to run one alone).
+E2E_SCENARIOS=${E2E_SCENARIOS:-store client}
+for scenario in $E2E_SCENARIOS; do
+  case $scenario in
+    store)
+      # shellcheck source=hack/e2e/store.sh
+      source "$E2E_REPO/hack/e2e/store.sh"
+      store_e2e
+      ;;
+    client)
+      # shellcheck source=hack/e2e/client.sh
+      source "$E2E_REPO/hack/e2e/client.sh"
+      client_e2e
+      ;;
+    *) fail "unknown scenario '$scenario' in E2E_SCENARIOS" ;;
+  esac
+done
