@@ -63,8 +63,34 @@ async function startSession(req, res, user) {
 async function increment(req, res) {
   ensureWanted(res);
   req.session.counter = (req.session.counter ?? 0) + 1;
+  const started = performance.now();
   await promisify((cb) => req.session.save(cb));
+  res.locals.sessionWriteMs = performance.now() - started;
   return req.session.counter;
+}
+
+// How long this request waited for its session: the read (the session middleware's load,
+// from the store or the cookie) and the write (the save), as a Server-Timing header, so a
+// load generator sees the session layer's own latency apart from the network and the app.
+// The strategy comparison (hack/compare-strategies.sh) reads it.
+function sessionTimingStart(req, res, next) {
+  res.locals.sessionReadStarted = performance.now();
+  next();
+}
+function sessionTimingRead(req, res, next) {
+  res.locals.sessionReadMs = performance.now() - res.locals.sessionReadStarted;
+  next();
+}
+export function serverTiming(locals) {
+  const parts = [];
+  if (locals.sessionReadMs !== undefined) parts.push(`session-read;dur=${locals.sessionReadMs.toFixed(3)}`);
+  if (locals.sessionWriteMs !== undefined) parts.push(`session-write;dur=${locals.sessionWriteMs.toFixed(3)}`);
+  return parts.join(", ");
+}
+function withTiming(res) {
+  const header = serverTiming(res.locals);
+  if (header) res.set("Server-Timing", header);
+  return res;
 }
 
 async function endSession(req, res) {
@@ -93,6 +119,7 @@ export function createApp(config, client) {
   app.use(requestTimeout(config.requestTimeoutMs));
   app.use(express.urlencoded({ extended: false, limit: "4kb" }));
   app.use(express.json({ limit: "4kb" }));
+  app.use(sessionTimingStart);
   if (keyring) {
     app.use(
       cookieSession({
@@ -115,6 +142,7 @@ export function createApp(config, client) {
       }),
     );
   }
+  app.use(sessionTimingRead);
 
   // HTML pages.
   app.get("/", (req, res) => {
@@ -151,12 +179,12 @@ export function createApp(config, client) {
   });
   app.get("/api/me", (req, res) => {
     if (!req.session.user) return notLoggedIn(res);
-    res.json(me(req));
+    withTiming(res).json(me(req));
   });
   app.post("/api/increment", async (req, res) => {
     if (!req.session.user) return notLoggedIn(res);
     await increment(req, res);
-    res.json(me(req));
+    withTiming(res).json(me(req));
   });
   app.post("/api/logout", async (req, res) => {
     await endSession(req, res);

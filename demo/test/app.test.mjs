@@ -126,6 +126,20 @@ test("a session written through one pod is read and updated through another", as
   assert.equal((await fetch(`${a.base}/api/me`, { headers: { cookie } })).status, 401);
 });
 
+test("API answers say how long the session read and write took (Server-Timing)", async () => {
+  const a = apps[0];
+  let res = await post(`${a.base}/api/login`, null, { user: "timed" });
+  const cookie = cookieOf(res);
+  res = await post(`${a.base}/api/increment`, cookie);
+  assert.equal(res.status, 200);
+  const timing = res.headers.get("server-timing");
+  const m = /^session-read;dur=(\d+\.\d{3}), session-write;dur=(\d+\.\d{3})$/.exec(timing ?? "");
+  assert.ok(m, `Server-Timing of an increment: ${timing}`);
+  assert.ok(Number(m[1]) >= 0 && Number(m[2]) > 0, timing);
+  res = await fetch(`${a.base}/api/me`, { headers: { cookie } });
+  assert.match(res.headers.get("server-timing") ?? "", /^session-read;dur=\d+\.\d{3}$/, "a read has no write");
+});
+
 test("HTML form flow: login page, login, increment, logout", async () => {
   const a = apps[0];
   let res = await fetch(`${a.base}/`);

@@ -66,7 +66,7 @@ function request(method, path, cookie, body) {
           // Not JSON (a proxy error page, say): the status tells enough.
         }
         const setCookie = res.headers["set-cookie"]?.[0]?.split(";")[0];
-        resolve({ status: res.statusCode, json, setCookie, ms: performance.now() - started });
+        resolve({ status: res.statusCode, json, setCookie, ms: performance.now() - started, timing: parseServerTiming(res.headers["server-timing"]), cookieBytes: cookie ? Buffer.byteLength(cookie) : 0 });
       });
       res.on("error", (err) => resolve({ status: 0, error: err.code ?? err.message, ms: performance.now() - started }));
     });
@@ -76,11 +76,22 @@ function request(method, path, cookie, body) {
   });
 }
 
+// The demo's Server-Timing header: how long the frontend waited for the session read and
+// the session write ({ "session-read": ms, "session-write": ms }).
+function parseServerTiming(header) {
+  const out = {};
+  for (const part of (header ?? "").split(",")) {
+    const m = /^\s*([\w-]+);dur=([\d.]+)\s*$/.exec(part);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 // Per-phase statistics.
 const stats = new Map();
 const failedRequests = [];
 function record(ph, res) {
-  if (!stats.has(ph)) stats.set(ph, { requests: 0, failures: 0, latencies: [], errors: {}, messages: [], pods: {}, started: Date.now(), ended: Date.now() });
+  if (!stats.has(ph)) stats.set(ph, { requests: 0, failures: 0, latencies: [], reads: [], writes: [], cookieBytes: 0, errors: {}, messages: [], pods: {}, started: Date.now(), ended: Date.now() });
   const s = stats.get(ph);
   s.requests += 1;
   s.ended = Date.now();
@@ -102,6 +113,9 @@ function record(ph, res) {
   } else if (res.json?.pod) {
     s.pods[res.json.pod] = (s.pods[res.json.pod] ?? 0) + 1;
   }
+  if (res.timing?.["session-read"] !== undefined) s.reads.push(res.timing["session-read"]);
+  if (res.timing?.["session-write"] !== undefined) s.writes.push(res.timing["session-write"]);
+  s.cookieBytes += res.cookieBytes ?? 0;
 }
 
 const violations = [];
@@ -207,6 +221,9 @@ function summary() {
   return phaseOrder.filter((p) => stats.has(p)).map((p) => {
     const s = stats.get(p);
     const lat = [...s.latencies].sort((a, b) => a - b);
+    const reads = [...s.reads].sort((a, b) => a - b);
+    const writes = [...s.writes].sort((a, b) => a - b);
+    const ms = (v) => Math.round(v * 100) / 100;
     return {
       phase: p,
       seconds: Math.round((s.ended - s.started) / 100) / 10,
@@ -218,6 +235,12 @@ function summary() {
       errors: s.errors,
       pods: Object.keys(s.pods).length,
       fail_window_s: s.failures ? Math.round((s.lastFail - s.firstFail) / 100) / 10 : 0,
+      // The session layer's own latency as the frontend saw it (demo's Server-Timing).
+      session_read_p50_ms: ms(quantile(reads, 0.5)),
+      session_read_p99_ms: ms(quantile(reads, 0.99)),
+      session_write_p50_ms: ms(quantile(writes, 0.5)),
+      session_write_p99_ms: ms(quantile(writes, 0.99)),
+      cookie_bytes_per_request: s.requests ? Math.round(s.cookieBytes / s.requests) : 0,
       messages: s.messages,
     };
   });

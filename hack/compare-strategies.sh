@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# The four strategies side by side (issue 7): the same demo frontend, the same load and the
+# same faults for each strategy, on the single-node cluster. A report, not a test: it prints
+# the tables and writes them with a plot; docs/strategies.md quotes a run.
+#
+#   hack/compare-strategies.sh [STRATEGY...]      (default: Store Sticky Replicated Client)
+#
+# For each strategy, in its own namespace, a SessionCluster from manifests/examples/<s>.yaml
+# with 3 frontends, routed by the frontend Service (kube-proxy, no affinity: the same path for
+# every strategy, and the worst case for Sticky, whose agents then forward most requests to
+# the owner), while COMPARE_USERS users (30) click through tests/e2e/loadgen.mjs:
+#   steady            COMPARE_STEADY_SECONDS (30): latency of session reads and writes as the
+#                     frontend saw them (the demo's Server-Timing header)
+#   kill-frontend     one frontend pod deleted with --grace-period=0 --force (a crash)
+#   scale-to-6, scale-to-2
+#   kill-store-pod    (Store only) one store pod deleted the same way
+#   partition         one frontend pod cut off from every other pod and Service (iptables in
+#                     its network namespace) for COMPARE_PARTITION_SECONDS (20), still
+#                     receiving user traffic; then healed
+#   steady-end        10 s
+# then every user's session is read back (lost sessions, lost writes). Client also gets the
+# cookie's bytes per request and the session size where the 4096-byte cookie limit bites.
+#
+# Output: $COMPARE_OUT (default /tmp/sessionplane-compare): <strategy>.json (the load
+# generator's report), report.md and strategies.png (hack/compare/report.py).
+# Needs the local target (root), like hack/e2e/run.sh; the node is torn down at the end
+# unless COMPARE_KEEP=1. E2E_OPERATOR_IMAGE_TAR reuses a built operator image.
+set -euo pipefail
+# shellcheck source=hack/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/e2e/lib.sh"
+# shellcheck source=hack/node/lib.sh
+source "$E2E_REPO/hack/node/lib.sh"
+
+STRATEGIES=("$@")
+((${#STRATEGIES[@]})) || STRATEGIES=(Store Sticky Replicated Client)
+OUT=${COMPARE_OUT:-/tmp/sessionplane-compare}
+USERS=${COMPARE_USERS:-30}
+STEADY=${COMPARE_STEADY_SECONDS:-30}
+PARTITION_SECONDS=${COMPARE_PARTITION_SECONDS:-20}
+STEP_TIMEOUT=${COMPARE_STEP_TIMEOUT:-180}
+[[ $E2E_TARGET == local ]] || e2e_die "the comparison cuts a pod's network with iptables in its namespace: local target only"
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/sessionplane-compare.XXXXXX)
+LG_PID=""
+PARTITIONED_NETNS=""
+
+cleanup() {
+  [[ -n $LG_PID ]] && kill "$LG_PID" 2>/dev/null
+  [[ -n $PARTITIONED_NETNS ]] && heal "$PARTITIONED_NETNS"
+  rm -rf "$WORK"
+  if [[ ${COMPARE_KEEP:-0} != 1 ]]; then "$E2E_REPO/hack/node/down.sh" >&2 || true; fi
+}
+trap cleanup EXIT
+
+phase() { # strategy name
+  e2e_log "$1: phase $2"
+  echo "$2" >"$WORK/phase"
+}
+
+frontends() {
+  k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=frontend" \
+    --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'
+}
+
+# The network namespace (ip netns name) holding a pod's address.
+pod_netns() { # pod
+  local ip ns
+  ip=$(k -n "$E2E_NS" get pod "$1" -o jsonpath='{.status.podIP}')
+  [[ -n $ip ]] || return 1
+  for ns in $(ip netns list | awk '{print $1}'); do
+    if ip -n "$ns" -4 -o addr show 2>/dev/null | grep -q " $ip/"; then
+      echo "$ns"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Cuts a pod off from every other pod and every Service; the node's bridge address (through
+# which kube-proxy delivers the users' requests) stays reachable.
+partition() { # netns
+  local gw=${POD_CIDR%.*}.1
+  ip netns exec "$1" iptables -N SP-PARTITION
+  ip netns exec "$1" iptables -A SP-PARTITION -s "$gw" -j RETURN
+  ip netns exec "$1" iptables -A SP-PARTITION -d "$gw" -j RETURN
+  ip netns exec "$1" iptables -A SP-PARTITION -s "$POD_CIDR" -j DROP
+  ip netns exec "$1" iptables -A SP-PARTITION -d "$POD_CIDR" -j DROP
+  ip netns exec "$1" iptables -A SP-PARTITION -d "$SERVICE_CIDR" -j DROP
+  ip netns exec "$1" iptables -I INPUT -j SP-PARTITION
+  ip netns exec "$1" iptables -I OUTPUT -j SP-PARTITION
+  PARTITIONED_NETNS=$1
+}
+
+heal() { # netns
+  ip netns exec "$1" iptables -D INPUT -j SP-PARTITION 2>/dev/null || true
+  ip netns exec "$1" iptables -D OUTPUT -j SP-PARTITION 2>/dev/null || true
+  ip netns exec "$1" iptables -F SP-PARTITION 2>/dev/null || true
+  ip netns exec "$1" iptables -X SP-PARTITION 2>/dev/null || true
+  PARTITIONED_NETNS=""
+}
+
+# The example with 3 frontends, routed by the frontend Service without affinity.
+render_example() { # strategy
+  local file
+  file=$E2E_REPO/manifests/examples/${1,,}.yaml
+  [[ -f $file ]] || e2e_die "no example $file"
+  python3 - "$file" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+doc["metadata"] = {"name": "cmp"}
+doc["spec"]["frontend"]["replicas"] = 3
+doc["spec"]["routing"] = {"affinity": {"mode": "None"}, "provider": {"type": "Service"}}
+print(yaml.safe_dump(doc))
+PY
+}
+
+stores_of() { # strategy
+  [[ $1 == Store ]] && k -n "$E2E_NS" get sessioncluster "$E2E_SC" -o jsonpath='{.spec.store.replicas}' || echo 0
+}
+
+compare_one() { # strategy
+  local s=$1 stores victim netns ip
+  E2E_NS=sessionplane-compare-${s,,}
+  E2E_SC="cmp"
+  k delete namespace "$E2E_NS" --ignore-not-found --wait=true --timeout=120s >/dev/null
+  k create namespace "$E2E_NS" >/dev/null
+  e2e_wait "the default ServiceAccount" 30 k -n "$E2E_NS" get serviceaccount default
+  render_example "$s" | k -n "$E2E_NS" apply -f - >/dev/null
+  stores=$(stores_of "$s")
+  e2e_wait_ready 3 "$stores" "$STEP_TIMEOUT" || { e2e_diagnostics; return 1; }
+  e2e_log "$s: 3 frontends and $stores store pods Ready"
+
+  ip=$(k -n "$E2E_NS" get service "$(e2e_frontend_service)" -o jsonpath='{.spec.clusterIP}')
+  echo steady >"$WORK/phase"
+  BASE_URL=http://$ip USERS=$USERS PHASE_FILE=$WORK/phase REPORT_JSON=$OUT/$s.json MAX_SECONDS=1200 \
+    node "$E2E_REPO/tests/e2e/loadgen.mjs" >"$OUT/$s.log" 2>&1 &
+  LG_PID=$!
+  sleep "$STEADY"
+
+  phase "$s" kill-frontend
+  victim=$(frontends | head -1)
+  k -n "$E2E_NS" delete pod "$victim" --grace-period=0 --force >/dev/null 2>&1
+  sleep 2
+  e2e_wait_ready 3 "$stores" "$STEP_TIMEOUT" || e2e_log "$s: not back to 3 frontends"
+  sleep 5
+
+  phase "$s" scale-to-6
+  k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas=6 >/dev/null
+  e2e_wait_ready 6 "$stores" "$STEP_TIMEOUT" || e2e_log "$s: not 6 frontends"
+  sleep 5
+  phase "$s" scale-to-2
+  k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas=2 >/dev/null
+  e2e_wait_ready 2 "$stores" "$STEP_TIMEOUT" || e2e_log "$s: not 2 frontends"
+  sleep 5
+
+  if [[ $s == Store ]]; then
+    phase "$s" kill-store-pod
+    victim=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=store" -o jsonpath='{.items[0].metadata.name}')
+    k -n "$E2E_NS" delete pod "$victim" --grace-period=0 --force >/dev/null 2>&1
+    sleep 2
+    e2e_wait_ready 2 "$stores" "$STEP_TIMEOUT" || e2e_log "$s: store not back"
+    sleep 5
+  fi
+
+  victim=$(frontends | head -1)
+  if netns=$(pod_netns "$victim"); then
+    phase "$s" partition
+    partition "$netns"
+    e2e_log "$s: $victim ($netns) cut off for ${PARTITION_SECONDS}s"
+    sleep "$PARTITION_SECONDS"
+    heal "$netns"
+    phase "$s" healed
+    sleep 10
+  else
+    e2e_log "$s: no network namespace found for $victim: partition skipped"
+  fi
+
+  phase "$s" stop
+  wait "$LG_PID" || e2e_log "$s: the load generator reports violations (see $OUT/$s.log)"
+  LG_PID=""
+  tail -25 "$OUT/$s.log" >&2
+  k delete namespace "$E2E_NS" --wait=false >/dev/null
+}
+
+e2e_cluster_up
+e2e_build_images
+e2e_load_images
+e2e_install_operator
+for s in "${STRATEGIES[@]}"; do
+  compare_one "$s" || e2e_log "$s: did not come up; left out of the report"
+done
+node "$E2E_REPO/hack/compare/cookie_limit.mjs" >"$OUT/cookie-limit.json"
+# The plot's one dependency, pinned; the tables need nothing.
+python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q "matplotlib==3.11.2" >&2 || true
+python3 "$E2E_REPO/hack/compare/report.py" "$OUT"
