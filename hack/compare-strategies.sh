@@ -62,40 +62,48 @@ frontends() {
     --field-selector=status.phase=Running -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'
 }
 
-# The network namespace (ip netns name) holding a pod's address.
-pod_netns() { # pod
-  local ip ns
+# A process in the pod's network namespace: the pod's pause process whose namespace holds
+# the pod's address (the node keeps network namespaces under its own state directory, so
+# `ip netns` does not list them).
+pod_netns_pid() { # pod
+  local ip pid
   ip=$(k -n "$E2E_NS" get pod "$1" -o jsonpath='{.status.podIP}')
   [[ -n $ip ]] || return 1
-  for ns in $(ip netns list | awk '{print $1}'); do
-    if ip -n "$ns" -4 -o addr show 2>/dev/null | grep -q " $ip/"; then
-      echo "$ns"
+  for pid in $(pgrep -x pause); do
+    if nsenter -t "$pid" -n ip -4 -o addr show 2>/dev/null | grep -q " $ip/"; then
+      echo "$pid"
       return 0
     fi
   done
   return 1
 }
 
+in_pod_net() { # pid cmd...
+  local pid=$1
+  shift
+  nsenter -t "$pid" -n "$@"
+}
+
 # Cuts a pod off from every other pod and every Service; the node's bridge address (through
 # which kube-proxy delivers the users' requests) stays reachable.
-partition() { # netns
+partition() { # pid
   local gw=${POD_CIDR%.*}.1
-  ip netns exec "$1" iptables -N SP-PARTITION
-  ip netns exec "$1" iptables -A SP-PARTITION -s "$gw" -j RETURN
-  ip netns exec "$1" iptables -A SP-PARTITION -d "$gw" -j RETURN
-  ip netns exec "$1" iptables -A SP-PARTITION -s "$POD_CIDR" -j DROP
-  ip netns exec "$1" iptables -A SP-PARTITION -d "$POD_CIDR" -j DROP
-  ip netns exec "$1" iptables -A SP-PARTITION -d "$SERVICE_CIDR" -j DROP
-  ip netns exec "$1" iptables -I INPUT -j SP-PARTITION
-  ip netns exec "$1" iptables -I OUTPUT -j SP-PARTITION
+  in_pod_net "$1" iptables -N SP-PARTITION
+  in_pod_net "$1" iptables -A SP-PARTITION -s "$gw" -j RETURN
+  in_pod_net "$1" iptables -A SP-PARTITION -d "$gw" -j RETURN
+  in_pod_net "$1" iptables -A SP-PARTITION -s "$POD_CIDR" -j DROP
+  in_pod_net "$1" iptables -A SP-PARTITION -d "$POD_CIDR" -j DROP
+  in_pod_net "$1" iptables -A SP-PARTITION -d "$SERVICE_CIDR" -j DROP
+  in_pod_net "$1" iptables -I INPUT -j SP-PARTITION
+  in_pod_net "$1" iptables -I OUTPUT -j SP-PARTITION
   PARTITIONED_NETNS=$1
 }
 
-heal() { # netns
-  ip netns exec "$1" iptables -D INPUT -j SP-PARTITION 2>/dev/null || true
-  ip netns exec "$1" iptables -D OUTPUT -j SP-PARTITION 2>/dev/null || true
-  ip netns exec "$1" iptables -F SP-PARTITION 2>/dev/null || true
-  ip netns exec "$1" iptables -X SP-PARTITION 2>/dev/null || true
+heal() { # pid
+  in_pod_net "$1" iptables -D INPUT -j SP-PARTITION 2>/dev/null || true
+  in_pod_net "$1" iptables -D OUTPUT -j SP-PARTITION 2>/dev/null || true
+  in_pod_net "$1" iptables -F SP-PARTITION 2>/dev/null || true
+  in_pod_net "$1" iptables -X SP-PARTITION 2>/dev/null || true
   PARTITIONED_NETNS=""
 }
 
@@ -131,6 +139,8 @@ compare_one() { # strategy
   e2e_log "$s: 3 frontends and $stores store pods Ready"
 
   ip=$(k -n "$E2E_NS" get service "$(e2e_frontend_service)" -o jsonpath='{.spec.clusterIP}')
+  # Ready pods are endpoints a moment before kube-proxy routes to them.
+  e2e_wait "the frontend Service answering" 30 curl -sf -o /dev/null "http://$ip/healthz"
   echo steady >"$WORK/phase"
   BASE_URL=http://$ip USERS=$USERS PHASE_FILE=$WORK/phase REPORT_JSON=$OUT/$s.json MAX_SECONDS=1200 \
     node "$E2E_REPO/tests/e2e/loadgen.mjs" >"$OUT/$s.log" 2>&1 &
@@ -163,10 +173,10 @@ compare_one() { # strategy
   fi
 
   victim=$(frontends | head -1)
-  if netns=$(pod_netns "$victim"); then
+  if netns=$(pod_netns_pid "$victim"); then
     phase "$s" partition
     partition "$netns"
-    e2e_log "$s: $victim ($netns) cut off for ${PARTITION_SECONDS}s"
+    e2e_log "$s: $victim (network namespace of pid $netns) cut off for ${PARTITION_SECONDS}s"
     sleep "$PARTITION_SECONDS"
     heal "$netns"
     phase "$s" healed
@@ -179,6 +189,12 @@ compare_one() { # strategy
   wait "$LG_PID" || e2e_log "$s: the load generator reports violations (see $OUT/$s.log)"
   LG_PID=""
   tail -25 "$OUT/$s.log" >&2
+  {
+    echo "--- pods at the end"
+    k -n "$E2E_NS" get pods -o wide
+    echo "--- warning events"
+    k -n "$E2E_NS" get events --field-selector type=Warning --sort-by=.lastTimestamp | tail -20
+  } >>"$OUT/$s.log" 2>&1
   k delete namespace "$E2E_NS" --wait=false >/dev/null
 }
 
