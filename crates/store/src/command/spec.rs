@@ -83,29 +83,29 @@ impl CommandSpec {
     /// Indices into `args` of the keys, in order. Empty for keyless commands and for
     /// argument lists whose arity is wrong.
     pub fn key_indices(&self, argc: usize) -> Vec<usize> {
-        if self.first_key <= 0 || !self.arity_ok(argc) {
-            return Vec::new();
-        }
-        let first = self.first_key as i64;
-        let last = if self.last_key < 0 {
-            argc as i64 + i64::from(self.last_key)
+        self.key_positions(argc).collect()
+    }
+
+    /// `key_indices` without collecting them (the per-command path does not allocate).
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let (first, last) = if self.first_key <= 0 || !self.arity_ok(argc) {
+            (1, 0)
         } else {
-            i64::from(self.last_key)
+            let last = if self.last_key < 0 {
+                argc as i64 + i64::from(self.last_key)
+            } else {
+                i64::from(self.last_key)
+            };
+            (i64::from(self.first_key), last.min(argc as i64 - 1))
         };
-        let step = i64::from(self.step.max(1));
-        let mut out = Vec::new();
-        let mut i = first;
-        while i <= last && i < argc as i64 {
-            out.push(i as usize);
-            i += step;
-        }
-        out
+        (first..=last)
+            .step_by(self.step.max(1) as usize)
+            .map(|i| i as usize)
     }
 
     /// The keys of a command, in order.
     pub fn keys<'a>(&self, args: &'a [Vec<u8>]) -> Vec<&'a [u8]> {
-        self.key_indices(args.len())
-            .into_iter()
+        self.key_positions(args.len())
             .map(|i| args[i].as_slice())
             .collect()
     }
