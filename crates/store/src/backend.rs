@@ -28,5 +28,19 @@ pub struct BackendStats {
 /// Executes data commands. `args[0]` is the command name as the client sent it.
 pub trait Backend: Send + Sync + 'static {
     fn call(&self, args: Vec<Vec<u8>>) -> BoxFuture<'_, Reply>;
+
+    /// Executes a connection's consecutive keyed commands (a pipeline), answering them
+    /// in order as if they had been called one after another. A backend may run
+    /// commands for the same partition as one unit (one lock, one replication round,
+    /// one forward), which is where pipelining pays.
+    fn call_batch(&self, commands: Vec<Vec<Vec<u8>>>) -> BoxFuture<'_, Vec<Reply>> {
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(commands.len());
+            for args in commands {
+                replies.push(self.call(args).await);
+            }
+            replies
+        })
+    }
     fn stats(&self) -> BackendStats;
 }

@@ -524,6 +524,35 @@ impl Backend for Node {
         })
     }
 
+    fn call_batch(&self, commands: Vec<Vec<Vec<u8>>>) -> BoxFuture<'_, Vec<Reply>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let names: Vec<&'static str> = commands
+                .iter()
+                .map(|args| {
+                    args.first()
+                        .and_then(|n| crate::command::spec(n))
+                        .map_or("unknown", |s| s.name)
+                })
+                .collect();
+            let replies = self.dispatch_batch(commands).await;
+            // One counter update per run of the same command (a pipeline of SETs).
+            for run in names.chunk_by(|a, b| a == b) {
+                self.metrics
+                    .ops
+                    .get_or_create(&crate::metrics::CommandLabels {
+                        command: run[0].to_string(),
+                    })
+                    .inc_by(run.len() as u64);
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            for _ in 0..replies.len() {
+                self.metrics.latency.observe(elapsed);
+            }
+            replies
+        })
+    }
+
     fn stats(&self) -> BackendStats {
         let cfg = self.config();
         let parts: Vec<Arc<Partition>> = self.parts.read().clone();

@@ -244,3 +244,81 @@ async fn routes_gathers_migrates_and_fences() {
         .unwrap();
     assert!(matches!(resp, Response::StaleEpoch { .. }), "{resp:?}");
 }
+
+/// A connection's pipelined commands (`call_batch`), from a node that is the primary of
+/// their partition and from nodes that forward them: replies in order, as the same
+/// commands one by one would give, each command seeing the ones before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_commands_answer_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut master = Master::new(16, 2, 0.25);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let id = format!("n{i}");
+        let c = start(dir.path(), &id, stop.clone()).await;
+        enroll(&mut master, &id, &c);
+        nodes.push((id, c));
+    }
+    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+    master.bootstrap(&ids).await;
+    let ok = || Reply::Simple("OK".into());
+    let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
+    for (i, (_, c)) in nodes.iter().enumerate() {
+        let k = format!("pipe:{i}");
+        let other = format!("pipe:other:{i}");
+        let commands: Vec<Vec<Vec<u8>>> = [
+            vec!["SET", &k, "1"],
+            vec!["INCR", &k],
+            vec!["GET", &k],
+            vec!["HSET", &k, "f", "v"],
+            vec!["SET", &other, "x"],
+            vec!["MSET", "pa", "1", "pb", "2", "pc", "3"],
+            vec!["APPEND", &k, "0"],
+            vec!["GET", &k],
+            vec!["MGET", "pa", "pb", "pc"],
+            vec!["GETDEL", &k],
+            vec!["GET", &k],
+            vec!["SET", &k, "last"],
+        ]
+        .iter()
+        .map(|words| args(words))
+        .collect();
+        let replies = c.node.call_batch(commands).await;
+        assert_eq!(
+            replies,
+            vec![
+                ok(),
+                Reply::Integer(2),
+                bulk("2"),
+                Reply::Error(
+                    "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+                ),
+                ok(),
+                ok(),
+                Reply::Integer(2),
+                bulk("20"),
+                Reply::Array(vec![bulk("1"), bulk("2"), bulk("3")]),
+                bulk("20"),
+                Reply::Nil,
+                ok(),
+            ],
+            "pipeline through n{i}"
+        );
+    }
+    // Acknowledged in the pipeline, readable through every node.
+    for (i, _) in nodes.iter().enumerate() {
+        for (_, c) in &nodes {
+            assert_eq!(
+                c.node.call(args(&["GET", &format!("pipe:{i}")])).await,
+                bulk("last")
+            );
+            assert_eq!(
+                c.node
+                    .call(args(&["GET", &format!("pipe:other:{i}")]))
+                    .await,
+                bulk("x")
+            );
+        }
+    }
+}

@@ -3,6 +3,11 @@
 
 use clap::Parser;
 
+// Pipelined traffic allocates and frees many small buffers per command; glibc's malloc
+// spent a third of the node's CPU on them (docs/benchmarks.md), mimalloc a fraction.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "store-node", about = "One node of the sessionplane store")]
 struct Cli {

@@ -39,7 +39,21 @@ impl Node {
                 epoch,
                 partition,
                 args,
-            } => self.handle_forward(epoch, partition, args).await,
+            } => match self.handle_forward(epoch, partition, vec![args]).await {
+                Ok(mut replies) if replies.len() == 1 => {
+                    Response::Reply(replies.pop().unwrap_or(Reply::Nil))
+                }
+                Ok(_) => Response::Error("no reply from the partition".into()),
+                Err(resp) => resp,
+            },
+            Request::ForwardBatch {
+                epoch,
+                partition,
+                commands,
+            } => match self.handle_forward(epoch, partition, commands).await {
+                Ok(replies) => Response::Replies(replies),
+                Err(resp) => resp,
+            },
             Request::Replicate {
                 epoch,
                 from,
@@ -118,30 +132,37 @@ impl Node {
         }
     }
 
-    /// A command forwarded by a node that believes this one is the primary.
-    async fn handle_forward(&self, epoch: u64, p: u32, args: Vec<Vec<u8>>) -> Response {
-        if let Err(resp) = self.fence(epoch).await {
-            return resp;
-        }
+    /// Commands forwarded by a node that believes this one is the primary: their
+    /// replies, or the answer that sends the sender back to routing.
+    async fn handle_forward(
+        &self,
+        epoch: u64,
+        p: u32,
+        commands: Vec<Vec<Vec<u8>>>,
+    ) -> Result<Vec<Reply>, Response> {
+        self.fence(epoch).await?;
         let deadline = Instant::now() + FORWARDED_DEADLINE;
         let mut backoff = Backoff::new();
         loop {
             let Some(cfg) = self.config() else {
-                return Response::Behind { current: 0 };
+                return Err(Response::Behind { current: 0 });
             };
             if cfg.epoch > epoch {
                 // The ring moved while we retried: the sender must re-route.
-                return Response::StaleEpoch { current: cfg.epoch };
+                return Err(Response::StaleEpoch { current: cfg.epoch });
             }
             if cfg.role(&self.id, p) != Role::Primary {
-                return Response::NotOwner;
+                return Err(Response::NotOwner);
             }
-            let why = match self.execute_local(p, &args, cfg.epoch).await {
-                Ok(reply) => return Response::Reply(reply),
+            let why = match self.execute_local(p, &commands, cfg.epoch).await {
+                Ok(replies) => return Ok(replies),
                 Err(why) => why,
             };
             if Instant::now() >= deadline {
-                return Response::Reply(Reply::Error(format!("TRYAGAIN partition {p}: {why}")));
+                return Ok(commands
+                    .iter()
+                    .map(|_| Reply::Error(format!("TRYAGAIN partition {p}: {why}")))
+                    .collect());
             }
             backoff.pause(self, &why, deadline).await;
         }

@@ -29,14 +29,15 @@ use std::collections::HashMap;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
-/// Commands folded into one replication round at most.
+/// Queued groups folded into one replication round at most.
 const MAX_BATCH: usize = 256;
 
-/// A command waiting on its partition for the next replication round.
+/// Commands (one, or a connection's pipelined group) waiting on their partition for
+/// the next replication round, which runs all of them.
 pub(crate) struct Queued {
-    args: Vec<Vec<u8>>,
+    commands: Vec<Vec<Vec<u8>>>,
     epoch: u64,
-    done: oneshot::Sender<Result<Reply, Retry>>,
+    done: oneshot::Sender<Result<Vec<Reply>, Retry>>,
 }
 
 /// The partition's memory as seen by a command in the middle of a batch: the changes
@@ -55,29 +56,61 @@ impl KeyView for Overlay<'_> {
     }
 }
 
+impl Overlay<'_> {
+    /// Makes a command's changes visible to the batch's later commands.
+    fn absorb(&mut self, mutations: &[Mutation]) {
+        for m in mutations {
+            let (key, state) = match m {
+                Mutation::Put { key, entry } => (key, Some(entry.clone())),
+                Mutation::Delete { key } => (key, None),
+            };
+            self.changed.insert(key.clone(), state);
+        }
+    }
+
+    /// Executes commands in order, each seeing the changes of those before it; returns
+    /// their replies and appends their mutations to `mutations`.
+    fn execute_all(
+        &mut self,
+        commands: &[Vec<Vec<u8>>],
+        now: u64,
+        mutations: &mut Vec<Mutation>,
+    ) -> Vec<Reply> {
+        let mut replies = Vec::with_capacity(commands.len());
+        for args in commands {
+            let outcome = command::execute(args, self, now);
+            self.absorb(&outcome.mutations);
+            mutations.extend(outcome.mutations);
+            replies.push(outcome.reply);
+        }
+        replies
+    }
+}
+
 impl Node {
-    /// Executes a command on a partition this node is primary of at `epoch`.
+    /// Executes commands, in order and as one unit (all applied and replicated in one
+    /// round, or none), on a partition this node is primary of at `epoch`.
     pub(crate) async fn execute_local(
         &self,
         p: u32,
-        args: &[Vec<u8>],
+        commands: &[Vec<Vec<u8>>],
         epoch: u64,
-    ) -> Result<Reply, Retry> {
+    ) -> Result<Vec<Reply>, Retry> {
         let part = self.partition(p).ok_or(Retry::NotOwner)?;
         // Nobody ahead: execute alone, without queueing a copy of the arguments.
         if let Ok(mut st) = part.state.try_lock() {
             if part.queue.lock().is_empty() {
-                return self.execute_one(p, &mut st, args, epoch).await;
+                return self.execute_group(p, &mut st, commands, epoch).await;
             }
         }
         let (done, answer) = oneshot::channel();
         part.queue.lock().push(Queued {
-            args: args.to_vec(),
+            commands: commands.to_vec(),
             epoch,
             done,
         });
-        // Whoever holds the lock next runs every queued command, ours included, or
-        // already ran it; each queued command takes the lock once, so none is stranded.
+        // Whoever holds the lock next runs every queued group, ours included, or
+        // already ran it; each queued group takes the lock once, so none is stranded.
         {
             let mut st = part.state.lock().await;
             self.run_queue(p, &part, &mut st).await;
@@ -85,13 +118,13 @@ impl Node {
         answer.await.unwrap_or(Err(Retry::ConfigChanged))
     }
 
-    async fn execute_one(
+    async fn execute_group(
         &self,
         p: u32,
         st: &mut PartState,
-        args: &[Vec<u8>],
+        commands: &[Vec<Vec<u8>>],
         epoch: u64,
-    ) -> Result<Reply, Retry> {
+    ) -> Result<Vec<Reply>, Retry> {
         let cfg = self.config().ok_or(Retry::NoConfig)?;
         if cfg.epoch != epoch {
             return Err(Retry::ConfigChanged);
@@ -100,18 +133,34 @@ impl Node {
             return Err(Retry::NotOwner);
         }
         self.check_new_primary(p, &cfg)?;
-        let outcome = command::execute(args, st, now_ms());
-        if outcome.mutations.is_empty() {
-            // Nothing to replicate, so no replica vouches for this answer: the lease
+        let now = now_ms();
+        let (replies, mutations) = match commands {
+            // Alone: straight against memory, no overlay to keep.
+            [args] => {
+                let outcome = command::execute(args, st, now);
+                (vec![outcome.reply], outcome.mutations)
+            }
+            _ => {
+                let mut mutations = Vec::new();
+                let mut overlay = Overlay {
+                    base: &mut *st,
+                    changed: HashMap::new(),
+                };
+                let replies = overlay.execute_all(commands, now, &mut mutations);
+                (replies, mutations)
+            }
+        };
+        if mutations.is_empty() {
+            // Nothing to replicate, so no replica vouches for these answers: the lease
             // must (cluster::lease).
             self.check_lease(p, &cfg)?;
         } else {
-            self.commit_locked(p, st, &cfg, outcome.mutations).await?;
+            self.commit_locked(p, st, &cfg, mutations).await?;
         }
-        Ok(outcome.reply)
+        Ok(replies)
     }
 
-    /// Runs up to `MAX_BATCH` queued commands as one replication round; the caller
+    /// Runs up to `MAX_BATCH` queued groups as one replication round; the caller
     /// holds the partition's lock.
     async fn run_queue(&self, p: u32, part: &Partition, st: &mut PartState) {
         let batch: Vec<Queued> = {
@@ -159,16 +208,8 @@ impl Node {
                 let _ = q.done.send(Err(why.clone()));
                 continue;
             }
-            let outcome = command::execute(&q.args, &mut overlay, now);
-            for m in &outcome.mutations {
-                let (key, state) = match m {
-                    Mutation::Put { key, entry } => (key, Some(entry.clone())),
-                    Mutation::Delete { key } => (key, None),
-                };
-                overlay.changed.insert(key.clone(), state);
-            }
-            mutations.extend(outcome.mutations);
-            answers.push((q.done, outcome.reply));
+            let replies = overlay.execute_all(&q.commands, now, &mut mutations);
+            answers.push((q.done, replies));
         }
         // Replicated changes are vouched for by the replicas' acks, and so are the reads
         // answered in the same round; a round of reads alone needs the lease.

@@ -75,6 +75,11 @@ impl Node {
                 other => errors::err(&format!("ERR '{other}' is not supported by this store")),
             },
             Kind::Keyed => {
+                if let Some(p) =
+                    multikey::single_partition(&args, spec, |k| partition_of(k, partitions))
+                {
+                    return self.route(p, args).await;
+                }
                 let parts = match multikey::split(&args, spec, |k| partition_of(k, partitions)) {
                     Ok(parts) => parts,
                     Err(reply) => return reply,
@@ -108,6 +113,53 @@ impl Node {
         }
     }
 
+    /// Answers a connection's consecutive commands in order. Each run of commands for
+    /// one partition (`multikey::single_partition`) goes as one group: one lock and one
+    /// replication round on the primary, one forward when the primary is another node.
+    pub(crate) async fn dispatch_batch(&self, commands: Vec<Vec<Vec<u8>>>) -> Vec<Reply> {
+        let Some(partitions) = self.partition_count().await else {
+            return commands
+                .iter()
+                .map(|_| errors::err("CLUSTERDOWN the node has no ring configuration yet"))
+                .collect();
+        };
+        let partition = |args: &[Vec<u8>]| {
+            let spec = command::spec(args.first()?)?;
+            if spec.kind != Kind::Keyed || !spec.arity_ok(args.len()) {
+                return None;
+            }
+            multikey::single_partition(args, spec, |k| partition_of(k, partitions))
+        };
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut group = Vec::new();
+        let mut group_partition = 0;
+        for args in commands {
+            match partition(&args) {
+                Some(p) if group.is_empty() || p == group_partition => {
+                    group_partition = p;
+                    group.push(args);
+                }
+                found => {
+                    if !group.is_empty() {
+                        let run = std::mem::take(&mut group);
+                        replies.extend(self.route_group(group_partition, run).await);
+                    }
+                    match found {
+                        Some(p) => {
+                            group_partition = p;
+                            group.push(args);
+                        }
+                        None => replies.push(self.dispatch(args).await),
+                    }
+                }
+            }
+        }
+        if !group.is_empty() {
+            replies.extend(self.route_group(group_partition, group).await);
+        }
+        replies
+    }
+
     /// The partition count, waiting briefly for a first configuration.
     async fn partition_count(&self) -> Option<u32> {
         if let Some(cfg) = self.config() {
@@ -121,25 +173,39 @@ impl Node {
     /// Runs a single-partition command on the partition's primary, retrying through
     /// configuration changes and failures until `CLIENT_DEADLINE`.
     pub(crate) async fn route(&self, p: u32, args: Vec<Vec<u8>>) -> Reply {
+        let mut replies = self.route_group(p, vec![args]).await;
+        replies
+            .pop()
+            .unwrap_or_else(|| errors::err("ERR no reply from the partition"))
+    }
+
+    /// Runs commands of partition `p` in order as one unit on its primary (all of them
+    /// or, on failure, none, then retried), until `CLIENT_DEADLINE`. One reply per command.
+    pub(crate) async fn route_group(&self, p: u32, mut commands: Vec<Vec<Vec<u8>>>) -> Vec<Reply> {
         let deadline = Instant::now() + CLIENT_DEADLINE;
         let mut backoff = Backoff::new();
         loop {
-            let why = match self.attempt(p, &args).await {
-                Ok(reply) => return reply,
+            let why = match self.attempt(p, &mut commands).await {
+                Ok(replies) => return replies,
                 Err(why) => why,
             };
             if Instant::now() >= deadline {
-                return Reply::Error(format!("TRYAGAIN partition {p}: {why}"));
+                return commands
+                    .iter()
+                    .map(|_| Reply::Error(format!("TRYAGAIN partition {p}: {why}")))
+                    .collect();
             }
             backoff.pause(self, &why, deadline).await;
         }
     }
 
-    async fn attempt(&self, p: u32, args: &[Vec<u8>]) -> Result<Reply, Retry> {
+    /// One try of `route_group`. `commands` are lent to the forward request and given
+    /// back for a retry.
+    async fn attempt(&self, p: u32, commands: &mut Vec<Vec<Vec<u8>>>) -> Result<Vec<Reply>, Retry> {
         let cfg = self.config().ok_or(Retry::NoConfig)?;
         let primary = cfg.primary(p).ok_or(Retry::NotOwner)?;
         if primary == self.id {
-            return self.execute_local(p, args, cfg.epoch).await;
+            return self.execute_local(p, commands, cfg.epoch).await;
         }
         let addr = cfg
             .members
@@ -147,14 +213,34 @@ impl Node {
             .find(|m| m.id == primary)
             .map(|m| m.addr.clone())
             .ok_or(Retry::NotOwner)?;
-        self.metrics.forwarded.inc();
-        let req = Request::Forward {
-            epoch: cfg.epoch,
-            partition: p,
-            args: args.to_vec(),
+        self.metrics.forwarded.inc_by(commands.len() as u64);
+        let sent = commands.len();
+        let req = match commands.len() {
+            1 => Request::Forward {
+                epoch: cfg.epoch,
+                partition: p,
+                args: commands.pop().unwrap_or_default(),
+            },
+            _ => Request::ForwardBatch {
+                epoch: cfg.epoch,
+                partition: p,
+                commands: std::mem::take(commands),
+            },
         };
-        match self.peers.call(&addr, &req, FORWARD_TIMEOUT).await {
-            Ok(Response::Reply(r)) => Ok(r),
+        let answer = self.peers.call(&addr, &req, FORWARD_TIMEOUT).await;
+        match req {
+            Request::Forward { args, .. } => commands.push(args),
+            Request::ForwardBatch { commands: lent, .. } => *commands = lent,
+            _ => {}
+        }
+        match answer {
+            Ok(Response::Reply(r)) if sent == 1 => Ok(vec![r]),
+            Ok(Response::Replies(replies)) if replies.len() == sent => Ok(replies),
+            // The primary executed something, so this is an answer, not a retry.
+            Ok(Response::Reply(_) | Response::Replies(_)) => Ok(commands
+                .iter()
+                .map(|_| errors::err("ERR the partition's primary answered out of step"))
+                .collect()),
             Ok(other) => Err(self.retry_from(&addr, other)),
             Err(e) => Err(Retry::Unreachable(e.to_string())),
         }

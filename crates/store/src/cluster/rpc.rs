@@ -81,6 +81,14 @@ pub enum Request {
     /// that is `epoch` or newer, the old lease can no longer be used and need not be
     /// waited out. Answered with `Epoch`.
     EpochOf { epoch: u64, from: String },
+    /// Execute a connection's consecutive commands for one partition on its primary, in
+    /// order and as one unit; answered with `Replies`, one per command. (A variant of
+    /// its own, last, so that `Forward` keeps its encoding.)
+    ForwardBatch {
+        epoch: u64,
+        partition: u32,
+        commands: Vec<Vec<Vec<u8>>>,
+    },
 }
 
 impl Request {
@@ -89,6 +97,7 @@ impl Request {
             Request::FetchConfig => 0,
             Request::LeaseRenew { epoch, .. } | Request::EpochOf { epoch, .. } => *epoch,
             Request::Forward { epoch, .. }
+            | Request::ForwardBatch { epoch, .. }
             | Request::Replicate { epoch, .. }
             | Request::LearnStart { epoch, .. }
             | Request::SnapshotChunk { epoch, .. }
@@ -126,6 +135,8 @@ pub enum Response {
     /// The receiver does not hold the role the request needs.
     NotOwner,
     Error(String),
+    /// The replies to a `ForwardBatch`, in order.
+    Replies(Vec<Reply>),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,23 @@ pub struct Part<P> {
     pub positions: Vec<usize>,
 }
 
+/// The partition of a command that runs whole on one partition: a command with keys
+/// that is not split by partition (`Merge::None`) and whose keys all share one. None
+/// for everything else (keyless, wrong arity, split commands, CROSSSLOT), which
+/// `split` handles.
+pub fn single_partition<P: Eq>(
+    args: &[Vec<u8>],
+    spec: &CommandSpec,
+    mut partition_of: impl FnMut(&[u8]) -> P,
+) -> Option<P> {
+    if spec.merge != Merge::None {
+        return None;
+    }
+    let mut keys = spec.key_positions(args.len()).map(|i| &args[i]);
+    let p = partition_of(keys.next()?);
+    keys.all(|k| partition_of(k) == p).then_some(p)
+}
+
 /// Splits `args` into one command per partition. Commands that cannot be split (single
 /// key, RENAME) come back whole when their keys share a partition, else CROSSSLOT.
 /// Keyless commands and wrong arities come back whole, for `execute` to answer.

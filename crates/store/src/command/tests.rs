@@ -406,6 +406,26 @@ fn mget_mset_del() {
 }
 
 #[test]
+fn many_keys_in_one_command_each_change_once() {
+    // Past a few keys a command finds the keys it touched through an index: repeats
+    // before and after that point still collapse into one change per key.
+    let mut db = Db::new();
+    let mut line = String::from("MSET");
+    for round in 0..3 {
+        for k in 0..12 {
+            line.push_str(&format!(" k{k} r{round}"));
+        }
+    }
+    assert_eq!(db.run(&line), ok());
+    assert_eq!(db.last_mutations.len(), 12);
+    assert_eq!(db.run("GET k0"), bulk("r2"));
+    assert_eq!(db.run("GET k11"), bulk("r2"));
+    let dels: String = (0..12).map(|k| format!(" k{k} k{k}")).collect();
+    assert_eq!(db.run(&format!("DEL{dels}")), int(12));
+    assert_eq!(db.last_mutations.len(), 12);
+}
+
+#[test]
 fn rename() {
     let mut db = Db::new();
     assert_eq!(db.run("RENAME a b"), e("ERR no such key"));

@@ -24,10 +24,16 @@ struct Touched {
     state: Option<Entry>,
 }
 
+/// Touched keys looked up by scanning `touched` up to this many; beyond, through `index`
+/// (a hashed index costs an allocation and a hash per command, and almost every command
+/// touches one or two keys; a huge MSET must not scan quadratically).
+const SCAN_TOUCHED: usize = 8;
+
 pub(crate) struct Txn<'a> {
     view: &'a mut dyn KeyView,
     pub now: u64,
     touched: Vec<Touched>,
+    /// Position in `touched` by key, kept once there are more than `SCAN_TOUCHED`.
     index: HashMap<Vec<u8>, usize>,
 }
 
@@ -53,8 +59,16 @@ impl<'a> Txn<'a> {
     }
 
     /// The live entry of `key`, as this command has left it so far.
+    fn position(&self, key: &[u8]) -> Option<usize> {
+        if self.touched.len() <= SCAN_TOUCHED {
+            self.touched.iter().position(|t| t.key == key)
+        } else {
+            self.index.get(key).copied()
+        }
+    }
+
     pub fn get(&mut self, key: &[u8]) -> Option<Entry> {
-        if let Some(&i) = self.index.get(key) {
+        if let Some(i) = self.position(key) {
             return self.touched[i].state.clone();
         }
         let stored = self.view.get(key)?;
@@ -84,7 +98,7 @@ impl<'a> Txn<'a> {
     }
 
     fn set_state(&mut self, key: &[u8], state: Option<Entry>) {
-        if let Some(&i) = self.index.get(key) {
+        if let Some(i) = self.position(key) {
             self.touched[i].state = state;
             return;
         }
@@ -92,13 +106,24 @@ impl<'a> Txn<'a> {
         self.record(key, stored, state);
     }
 
+    /// Adds a key not touched before.
     fn record(&mut self, key: &[u8], stored: bool, state: Option<Entry>) {
-        self.index.insert(key.to_vec(), self.touched.len());
         self.touched.push(Touched {
             key: key.to_vec(),
             stored,
             state,
         });
+        match self.touched.len() {
+            n if n <= SCAN_TOUCHED => {}
+            n if n == SCAN_TOUCHED + 1 => {
+                self.index = (self.touched.iter().enumerate())
+                    .map(|(i, t)| (t.key.clone(), i))
+                    .collect();
+            }
+            n => {
+                self.index.insert(key.to_vec(), n - 1);
+            }
+        }
     }
 
     pub fn string(&mut self, key: &[u8]) -> Typed<Vec<u8>> {

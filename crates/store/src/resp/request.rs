@@ -66,13 +66,14 @@ impl RequestParser {
                     return Ok(None);
                 }
                 if buf[0] == b'*' {
-                    let Some(line) = take_line(buf, self.limits.max_inline_len)
-                        .map_err(|_| ProtocolError::TooBigMultibulkCount)?
+                    let Some(count) = take_line(buf, self.limits.max_inline_len, |line| {
+                        parse_len(&line[1..])
+                    })
+                    .map_err(|_| ProtocolError::TooBigMultibulkCount)?
                     else {
                         return Ok(None);
                     };
-                    let count =
-                        parse_len(&line[1..]).ok_or(ProtocolError::InvalidMultibulkLength)?;
+                    let count = count.ok_or(ProtocolError::InvalidMultibulkLength)?;
                     if count > self.max_multibulk() as i64 {
                         return Err(ProtocolError::InvalidMultibulkLength);
                     }
@@ -124,12 +125,12 @@ impl RequestParser {
                     if first != b'$' {
                         return Err(ProtocolError::ExpectedDollar(char::from(first)));
                     }
-                    let Some(line) =
-                        take_line(buf, max_inline).map_err(|_| ProtocolError::TooBigBulkCount)?
+                    let Some(len) = take_line(buf, max_inline, |line| parse_len(&line[1..]))
+                        .map_err(|_| ProtocolError::TooBigBulkCount)?
                     else {
                         return Ok(None);
                     };
-                    let len = parse_len(&line[1..]).ok_or(ProtocolError::InvalidBulkLength)?;
+                    let len = len.ok_or(ProtocolError::InvalidBulkLength)?;
                     if len < 0 || len as u64 > max_bulk as u64 {
                         return Err(ProtocolError::InvalidBulkLength);
                     }
@@ -147,8 +148,10 @@ impl RequestParser {
             if &buf[len..len + 2] != b"\r\n" {
                 return Err(ProtocolError::MissingCrlf);
             }
-            let arg = buf.split_to(len).to_vec();
-            buf.advance(2);
+            // Copied out and skipped, not split off: splitting turns the read buffer
+            // into a shared one, with a reference count to maintain per argument.
+            let arg = buf[..len].to_vec();
+            buf.advance(len + 2);
             mb.bytes += len;
             mb.args.push(arg);
             mb.bulk_len = None;
@@ -158,16 +161,20 @@ impl RequestParser {
     }
 }
 
-/// Takes a CRLF-terminated line (without the CRLF). `Err(())` when no line end appears
-/// within `max` bytes.
+/// Takes a CRLF-terminated line and reads it (without the CRLF) with `read`. `Err(())`
+/// when no line end appears within `max` bytes.
 #[allow(clippy::result_unit_err)]
-fn take_line(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, ()> {
+fn take_line<T>(
+    buf: &mut BytesMut,
+    max: usize,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<Option<T>, ()> {
     let window = &buf[..buf.len().min(max + 2)];
     match window.windows(2).position(|w| w == b"\r\n") {
         Some(end) => {
-            let line = buf.split_to(end);
-            buf.advance(2);
-            Ok(Some(line))
+            let value = read(&buf[..end]);
+            buf.advance(end + 2);
+            Ok(Some(value))
         }
         None if buf.len() >= max + 2 => Err(()),
         None => Ok(None),

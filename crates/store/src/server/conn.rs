@@ -16,6 +16,10 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Replies are flushed early when this many bytes are waiting, so a long pipeline does
 /// not hold all its answers in memory.
 const FLUSH_AT: usize = 64 * 1024;
+/// Bounds of one run of pipelined commands handed to the backend together: parsed
+/// requests wait in memory until it answers them.
+const MAX_RUN: usize = 512;
+const MAX_RUN_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
@@ -52,9 +56,42 @@ where
     loop {
         let mut completed = false;
         loop {
-            match parser.next(&mut rbuf) {
-                Ok(Some(args)) => {
-                    completed = true;
+            // Consecutive keyed commands already received (a pipeline) go to the
+            // backend together; anything else ends the run and is answered on its own.
+            let mut run = Vec::new();
+            let mut run_bytes = 0;
+            let mut other = None;
+            while run.len() < MAX_RUN && run_bytes < MAX_RUN_BYTES {
+                match parser.next(&mut rbuf) {
+                    Ok(Some(args)) => {
+                        completed = true;
+                        if session.batchable(&args, &shared) {
+                            run_bytes += args.iter().map(Vec::len).sum::<usize>();
+                            run.push(args);
+                        } else {
+                            other = Some(Ok(args));
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        other = Some(Err(e));
+                        break;
+                    }
+                }
+            }
+            let ran = !run.is_empty();
+            if ran {
+                for reply in session.handle_batch(run, &shared, backend.as_ref()).await {
+                    encode(&reply, session.proto, &mut wbuf);
+                }
+                if wbuf.len() >= FLUSH_AT {
+                    stream.write_all(&wbuf).await?;
+                    wbuf.clear();
+                }
+            }
+            match other {
+                Some(Ok(args)) => {
                     let (reply, after) = session.handle(args, &shared, backend.as_ref()).await;
                     encode(&reply, session.proto, &mut wbuf);
                     parser.set_authenticated(session.authenticated);
@@ -68,8 +105,7 @@ where
                         wbuf.clear();
                     }
                 }
-                Ok(None) => break,
-                Err(e) => {
+                Some(Err(e)) => {
                     shared.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%peer, error = %e, label = e.label(), "protocol error, closing");
                     let reply = crate::reply::Reply::Error(e.reply_text());
@@ -78,6 +114,9 @@ where
                     let _ = stream.shutdown().await;
                     return Ok(());
                 }
+                // The run was cut at its bound: more may be waiting.
+                None if ran => {}
+                None => break,
             }
         }
         if !wbuf.is_empty() {

@@ -93,6 +93,44 @@ impl Session {
         }
     }
 
+    /// Whether `args` is a keyed command `handle` would pass to the backend as it is,
+    /// so it can join a batch of them (`handle_batch`).
+    pub fn batchable(&self, args: &[Vec<u8>], shared: &Shared) -> bool {
+        let Some(spec) = args.first().and_then(|name| command::spec(name)) else {
+            return false;
+        };
+        spec.kind == Kind::Keyed
+            && spec.arity_ok(args.len())
+            && (self.authenticated || spec.allowed_before_auth())
+            && self.check_key_sizes(spec, args, shared).is_none()
+    }
+
+    /// Answers consecutive commands that each passed `batchable`, in order.
+    pub async fn handle_batch(
+        &mut self,
+        mut commands: Vec<Vec<Vec<u8>>>,
+        shared: &Shared,
+        backend: &dyn Backend,
+    ) -> Vec<Reply> {
+        shared
+            .commands_processed
+            .fetch_add(commands.len() as u64, Ordering::Relaxed);
+        if let Some(spec) = commands
+            .last()
+            .and_then(|args| args.first())
+            .and_then(|name| command::spec(name))
+        {
+            self.last_command = spec.name;
+        }
+        match commands.len() {
+            1 => match commands.pop() {
+                Some(args) => vec![backend.call(args).await],
+                None => Vec::new(),
+            },
+            _ => backend.call_batch(commands).await,
+        }
+    }
+
     fn check_key_sizes(
         &self,
         spec: &CommandSpec,
@@ -100,6 +138,10 @@ impl Session {
         shared: &Shared,
     ) -> Option<Reply> {
         let max = shared.config.max_key_bytes;
+        // Common case: no argument at all is that long, so no key is.
+        if args.iter().all(|a| a.len() <= max) {
+            return None;
+        }
         spec.keys(args)
             .into_iter()
             .find(|k| k.len() > max)
