@@ -119,7 +119,7 @@ pub async fn start_cluster(
     })
 }
 
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 

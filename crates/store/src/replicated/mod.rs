@@ -19,7 +19,6 @@ pub mod wire;
 
 use crate::server::{self, ServerArgs, ServerConfig};
 use agent::Agent;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,17 +166,17 @@ pub async fn start(
     tokio::spawn(crate::cluster::rpc::serve_as(
         peer_listener,
         move |req| rpc_agent.clone().handle_peer(req),
-        stopped(shutdown.clone()),
+        crate::stopped(shutdown.clone()),
         |e| wire::PeerResponse::Error(format!("undecodable request: {e}")),
     ));
     tokio::spawn(admin::serve(
         admin_listener,
         agent.clone(),
-        stopped(shutdown.clone()),
+        crate::stopped(shutdown.clone()),
     ));
     tracing::info!(id = %args.id, propagation = ?args.propagation, "replicated agent starting");
     let background = agent.clone();
-    let stop = stopped(shutdown);
+    let stop = crate::stopped(shutdown);
     tokio::spawn(async move {
         tokio::select! {
             _ = run_loops(background) => {}
@@ -213,11 +212,5 @@ async fn run_loops(agent: Arc<Agent>) {
             }
             _ = gc.tick() => { agent.collect_garbage(); }
         }
-    }
-}
-
-fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) -> impl Future<Output = ()> {
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
     }
 }

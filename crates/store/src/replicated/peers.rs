@@ -81,6 +81,9 @@ impl Discovery {
     }
 }
 
+/// A peer just found, with the receiving end of its push queue.
+pub type NewPeer = (Arc<Peer>, mpsc::Receiver<Pending>);
+
 /// The peer table: address → peer, minus the addresses found to be this agent.
 #[derive(Default)]
 pub struct PeerTable {
@@ -102,10 +105,7 @@ impl PeerTable {
 
     /// Makes the table hold exactly `addrs` (minus our own); returns the peers added,
     /// with their queues, and the addresses removed.
-    pub fn reconcile(
-        &self,
-        addrs: &BTreeSet<String>,
-    ) -> (Vec<(Arc<Peer>, mpsc::Receiver<Pending>)>, Vec<String>) {
+    pub fn reconcile(&self, addrs: &BTreeSet<String>) -> (Vec<NewPeer>, Vec<String>) {
         let own = self.own_addrs.lock().clone();
         let mut peers = self.peers.lock();
         let removed: Vec<String> = peers
