@@ -62,7 +62,7 @@ start_agents() { # n mode
     peers=$(IFS=,; echo "${PEER[*]}")
     for ((i = 0; i < n; i++)); do
         "$BIN" --id "a$i" --listen "127.0.0.1:${RESP[$i]}" --peer-listen "${PEER[$i]}" \
-            --admin "${ADMIN[$i]}" --peers "$peers" --propagation "$mode" \
+            --admin "${ADMIN[$i]}" --peers "$peers" --advertise "${PEER[$i]}" --propagation "$mode" \
             --anti-entropy-interval-ms "$AE_MS" >"$WORK/a$i.log" 2>&1 &
         PIDS+=($!)
     done

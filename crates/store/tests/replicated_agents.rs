@@ -9,7 +9,7 @@ mod support;
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::agents::{fleet, AgentProc, PEER_TIMEOUT_MS};
+use support::agents::{fleet, newcomer, AgentProc, PEER_TIMEOUT_MS};
 use support::eventually;
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -133,6 +133,32 @@ async fn a_killed_agent_restarted_pulls_every_session_before_it_is_ready() {
         "{}",
         agents[2].log()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_agent_the_others_do_not_list_yet_gets_sync_writes_from_its_first_ping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = fleet(dir.path(), 2, "Sync").await;
+    assert_eq!(agents[0].cli(&["SET", "sess:before", "old"]), "OK");
+    let mut late = newcomer(dir.path(), &agents, "Sync");
+    late.start();
+    late.wait_ready().await;
+    assert_eq!(
+        late.cli(&["GET", "sess:before"]),
+        "old",
+        "pulled at bootstrap"
+    );
+    for (i, a) in agents.iter().enumerate() {
+        let value = format!("new-{i}");
+        assert_eq!(a.cli(&["SET", "sess:after", &value]), "OK");
+        assert_eq!(
+            late.cli(&["GET", "sess:after"]),
+            value,
+            "{} pushes to the newcomer it learned from its ping\n{}",
+            a.id,
+            a.log()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

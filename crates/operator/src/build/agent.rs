@@ -37,6 +37,10 @@ pub(crate) fn sidecar(owner: &Owner<'_>, inputs: &BuildInputs) -> Value {
             {"name": "SESSIONPLANE_LISTEN", "value": format!("127.0.0.1:{REDIS_PORT}")},
             {"name": "SESSIONPLANE_PEER_LISTEN", "value": format!("0.0.0.0:{PEER_PORT}")},
             {"name": "SESSIONPLANE_ADMIN_LISTEN", "value": format!("0.0.0.0:{ADMIN_PORT}")},
+            // Peers learn a new agent from its first ping, before the peers Service's
+            // DNS lists the pod.
+            {"name": "SESSIONPLANE_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "SESSIONPLANE_ADVERTISE_ADDR", "value": format!("$(SESSIONPLANE_POD_IP):{PEER_PORT}")},
         ],
         // A native sidecar's startup probe holds the app containers back: the app
         // starts only once the agent has pulled the sessions from a peer (Replicated)

@@ -33,6 +33,8 @@ pub struct Agent {
     pub(super) rpc: rpc::Peers,
     pub(super) peers: PeerTable,
     pub(super) discovery: Discovery,
+    /// The peer address this agent tells others in its pings.
+    advertise: Option<String>,
     ready: AtomicBool,
     pub metrics: AgentMetrics,
 }
@@ -44,6 +46,7 @@ impl Agent {
         timing: Timing,
         max_session_bytes: usize,
         discovery: Discovery,
+        advertise: Option<String>,
     ) -> Arc<Agent> {
         Arc::new(Agent {
             clock: Clock::new(&id),
@@ -55,6 +58,7 @@ impl Agent {
             rpc: rpc::Peers::default(),
             peers: PeerTable::default(),
             discovery,
+            advertise,
             ready: AtomicBool::new(false),
             metrics: AgentMetrics::new(),
         })
@@ -98,10 +102,15 @@ impl Agent {
     /// Answers one request of a peer.
     pub async fn handle_peer(self: Arc<Self>, req: PeerRequest) -> PeerResponse {
         match req {
-            PeerRequest::Ping { .. } => PeerResponse::Pong {
-                id: self.id.clone(),
-                ready: self.is_ready(),
-            },
+            PeerRequest::Ping { from, addr } => {
+                if let Some(addr) = addr.filter(|_| from != self.id) {
+                    self.learn(addr, from);
+                }
+                PeerResponse::Pong {
+                    id: self.id.clone(),
+                    ready: self.is_ready(),
+                }
+            }
             // Pushes are taken before readiness too: a bootstrapping agent must not miss
             // the writes made while it pulls.
             PeerRequest::Push { records, .. } => PeerResponse::Applied {
@@ -279,25 +288,50 @@ impl Agent {
             .set(self.state.lock().live(now_ms()).count() as i64);
     }
 
+    /// A peer that pinged us: live from now on, and added if DNS has not listed it yet.
+    fn learn(self: &Arc<Self>, addr: String, id: String) {
+        if let Some(peer) = self.peers.get(&addr) {
+            peer.answered();
+            return;
+        }
+        if let Some((peer, rx)) = self.peers.add(&addr) {
+            tracing::info!(peer = %addr, %id, "peer introduced itself");
+            *peer.id.lock() = Some(id);
+            peer.answered();
+            self.spawn_sender(&peer, rx);
+        }
+    }
+
+    fn spawn_sender(self: &Arc<Self>, peer: &Arc<Peer>, rx: mpsc::Receiver<Pending>) {
+        tokio::spawn(send_pushes(
+            Arc::downgrade(self),
+            Arc::downgrade(peer),
+            peer.addr.clone(),
+            rx,
+        ));
+    }
+
+    pub(super) fn ping_request(&self) -> PeerRequest {
+        PeerRequest::Ping {
+            from: self.id.clone(),
+            addr: self.advertise.clone(),
+        }
+    }
+
     /// Resolves the peers and starts a push sender for each new one. Returns whether
     /// the lookup worked.
     pub(super) async fn refresh_membership(self: &Arc<Self>) -> bool {
         let Some(addrs) = self.discovery.resolve().await else {
             return false;
         };
-        let (added, removed) = self.peers.reconcile(&addrs);
+        let (added, removed) = self.peers.reconcile(&addrs, self.timing.peer_timeout);
         for addr in removed {
             tracing::info!(peer = %addr, "peer left");
             self.rpc.forget(&addr);
         }
         for (peer, rx) in added {
             tracing::info!(peer = %peer.addr, "peer found");
-            tokio::spawn(send_pushes(
-                Arc::downgrade(self),
-                Arc::downgrade(&peer),
-                peer.addr.clone(),
-                rx,
-            ));
+            self.spawn_sender(&peer, rx);
         }
         true
     }
@@ -310,13 +344,7 @@ impl Agent {
                 agent.metrics.heartbeats.inc();
                 let resp: Result<PeerResponse, _> = agent
                     .rpc
-                    .call_as(
-                        &peer.addr,
-                        &PeerRequest::Ping {
-                            from: agent.id.clone(),
-                        },
-                        agent.timing.peer_timeout,
-                    )
+                    .call_as(&peer.addr, &agent.ping_request(), agent.timing.peer_timeout)
                     .await;
                 match resp {
                     Ok(PeerResponse::Pong { id, .. }) if id == agent.id => {

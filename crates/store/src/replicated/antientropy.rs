@@ -79,38 +79,45 @@ pub async fn bootstrap(agent: &Arc<Agent>) {
     let started = Instant::now();
     loop {
         let resolved = agent.refresh_membership().await;
+        // Every peer hears from us before we pull: from its answer on it pushes our way,
+        // so a write is either in the pulled state or pushed to us (or, in a race with
+        // a peer that DNS did not list yet, repaired by anti-entropy).
+        let mut ready_peers = Vec::new();
         let mut starting_ids = Vec::new();
         let mut unreachable = 0;
         for peer in agent.peers.all() {
-            let ping = PeerRequest::Ping {
-                from: agent.id.clone(),
-            };
             match agent
                 .rpc
-                .call_as::<_, PeerResponse>(&peer.addr, &ping, agent.timing.peer_timeout)
+                .call_as::<_, PeerResponse>(
+                    &peer.addr,
+                    &agent.ping_request(),
+                    agent.timing.peer_timeout,
+                )
                 .await
             {
                 Ok(PeerResponse::Pong { id, .. }) if id == agent.id => {
                     agent.peers.mark_own(&peer.addr);
                 }
-                Ok(PeerResponse::Pong { id, ready: true }) => {
+                Ok(PeerResponse::Pong { id, ready }) => {
                     peer.answered();
                     *peer.id.lock() = Some(id.clone());
-                    match pull_all(agent, &peer.addr).await {
-                        Some(n) => {
-                            tracing::info!(peer = %id, records = n, "bootstrapped from a peer");
-                            agent.set_ready();
-                            return;
-                        }
-                        None => tracing::warn!(peer = %id, "bootstrap pull failed; trying again"),
+                    if ready {
+                        ready_peers.push((peer.addr.clone(), id));
+                    } else {
+                        starting_ids.push(id);
                     }
                 }
-                Ok(PeerResponse::Pong { id, ready: false }) => {
-                    peer.answered();
-                    *peer.id.lock() = Some(id.clone());
-                    starting_ids.push(id);
-                }
                 _ => unreachable += 1,
+            }
+        }
+        for (addr, id) in &ready_peers {
+            match pull_all(agent, addr).await {
+                Some(n) => {
+                    tracing::info!(peer = %id, records = n, "bootstrapped from a peer");
+                    agent.set_ready();
+                    return;
+                }
+                None => tracing::warn!(peer = %id, "bootstrap pull failed; trying another"),
             }
         }
         let alone = resolved && agent.peers.all().is_empty();

@@ -65,6 +65,10 @@ pub struct ReplicatedArgs {
     /// is the one of --peer-listen).
     #[arg(long, env = "SESSIONPLANE_PEER_SERVICE")]
     pub peer_service: Option<String>,
+    /// The peer address other agents reach this one on (host:port; the pod IP in a
+    /// cluster), sent in pings so peers push to a new agent before DNS lists it.
+    #[arg(long, env = "SESSIONPLANE_ADVERTISE_ADDR")]
+    pub advertise: Option<String>,
     /// Fixed peer addresses (host:port, comma separated), next to or instead of DNS.
     #[arg(long, env = "SESSIONPLANE_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
@@ -159,6 +163,7 @@ pub async fn start(
         args.timing(),
         args.max_session_bytes,
         discovery,
+        args.advertise.clone(),
     );
     let peer_listener = tokio::net::TcpListener::bind(args.peer_listen).await?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin).await?;

@@ -103,15 +103,21 @@ impl PeerTable {
             .collect()
     }
 
-    /// Makes the table hold exactly `addrs` (minus our own); returns the peers added,
-    /// with their queues, and the addresses removed.
-    pub fn reconcile(&self, addrs: &BTreeSet<String>) -> (Vec<NewPeer>, Vec<String>) {
+    /// Adds the peers of `addrs` not yet held (minus our own) and drops the held ones
+    /// that are neither in `addrs` nor live (a peer that introduced itself before DNS
+    /// lists it stays); returns the peers added, with their queues, and the addresses
+    /// removed.
+    pub fn reconcile(
+        &self,
+        addrs: &BTreeSet<String>,
+        timeout: Duration,
+    ) -> (Vec<NewPeer>, Vec<String>) {
         let own = self.own_addrs.lock().clone();
         let mut peers = self.peers.lock();
         let removed: Vec<String> = peers
-            .keys()
-            .filter(|a| !addrs.contains(*a) || own.contains(*a))
-            .cloned()
+            .iter()
+            .filter(|(a, p)| own.contains(*a) || (!addrs.contains(*a) && !p.is_live(timeout)))
+            .map(|(a, _)| a.clone())
             .collect();
         for a in &removed {
             peers.remove(a);
@@ -134,7 +140,21 @@ impl PeerTable {
         self.peers.lock().remove(addr);
     }
 
-    pub fn contains(&self, addr: &str) -> bool {
-        self.peers.lock().contains_key(addr)
+    pub fn get(&self, addr: &str) -> Option<Arc<Peer>> {
+        self.peers.lock().get(addr).cloned()
+    }
+
+    /// Adds one peer unless held or our own.
+    pub fn add(&self, addr: &str) -> Option<NewPeer> {
+        if self.own_addrs.lock().contains(addr) {
+            return None;
+        }
+        let mut peers = self.peers.lock();
+        if peers.contains_key(addr) {
+            return None;
+        }
+        let (peer, rx) = Peer::new(addr.to_string());
+        peers.insert(addr.to_string(), peer.clone());
+        Some((peer, rx))
     }
 }

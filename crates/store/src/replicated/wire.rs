@@ -8,8 +8,10 @@ pub type Records = Vec<(Vec<u8>, Record)>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PeerRequest {
-    /// Failure detector heartbeat; also tells the caller who answers on that address.
-    Ping { from: String },
+    /// Failure detector heartbeat; also tells the caller who answers on that address,
+    /// and the receiver where the caller listens (so a new agent is pushed to from its
+    /// first ping on, before DNS lists it).
+    Ping { from: String, addr: Option<String> },
     /// Writes pushed as they happen, batched per peer connection.
     Push { from: String, records: Records },
     /// Anti-entropy, step 1: the caller's digest per bucket. Answered with the

@@ -33,7 +33,7 @@ impl AgentProc {
             .args(["--id", &self.id, "--listen", &self.resp])
             .args(["--peer-listen", &self.peer, "--admin", &self.admin])
             .args(["--propagation", self.propagation])
-            .args(["--peers", &self.peers.join(",")])
+            .args(["--peers", &self.peers.join(","), "--advertise", &self.peer])
             .args(["--peer-timeout-ms", &PEER_TIMEOUT_MS.to_string()])
             .args(["--anti-entropy-interval-ms", "300"])
             .args(["--bootstrap-timeout-secs", "5"])
@@ -175,4 +175,23 @@ pub async fn fleet(root: &Path, n: usize, propagation: &'static str) -> Vec<Agen
         .await;
     }
     agents
+}
+
+/// One more agent that knows the fleet, which does not know it (a new pod that the
+/// peers Service's DNS does not list yet); not started.
+pub fn newcomer(root: &Path, fleet: &[AgentProc], propagation: &'static str) -> AgentProc {
+    let peer = format!("127.0.0.1:{}", free_port());
+    let mut peers: Vec<String> = fleet.iter().map(|a| a.peer.clone()).collect();
+    peers.push(peer.clone());
+    let id = format!("agent-{}", fleet.len());
+    AgentProc {
+        resp: format!("127.0.0.1:{}", free_port()),
+        peer,
+        admin: format!("127.0.0.1:{}", free_port()),
+        propagation,
+        peers,
+        log: root.join(format!("{id}.log")),
+        id,
+        child: None,
+    }
 }
