@@ -9,8 +9,9 @@ mod support;
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::agents::{fleet, newcomer, AgentProc, PEER_TIMEOUT_MS};
+use support::agents::{fleet, fleet_in, newcomer, AgentProc, PEER_TIMEOUT_MS};
 use support::eventually;
+use support::netns::Net;
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -280,6 +281,60 @@ async fn a_sync_write_waits_the_peer_timeout_for_an_unreachable_peer_then_succee
     agents[2].resume();
     reads_back(&agents[2], "sess:p", "during").await;
     reads_back(&agents[2], "sess:q4", "next").await;
+}
+
+/// A real partition: each agent in its own network namespace, agent-2's firewall drops
+/// every packet from and to the other two (the test still reaches all three). Sync writes
+/// on both sides answer OK after the peer timeout; each side reads its own writes and a
+/// stale value from the other side; after the heal every agent holds every write and the
+/// key written on both sides holds the later write everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_agent_keeps_serving_and_converges_after_the_heal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let net = Net::new(3);
+    let agents = fleet_in(dir.path(), 3, "Sync", Some(&net)).await;
+    assert_eq!(agents[0].cli(&["SET", "sess:both", "before"]), "OK");
+    assert_eq!(agents[2].cli(&["GET", "sess:both"]), "before");
+    net.drop_peer(2, net.node_ip(0));
+    net.drop_peer(2, net.node_ip(1));
+    assert_eq!(agents[2].cli(&["SET", "sess:both", "isolated-side"]), "OK");
+    assert_eq!(agents[0].cli(&["SET", "sess:majority", "m"]), "OK");
+    // Written later than the isolated side's write: the winner after the heal.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(agents[1].cli(&["SET", "sess:both", "majority-side"]), "OK");
+    assert_eq!(agents[2].cli(&["SET", "sess:isolated", "i"]), "OK");
+    assert_eq!(agents[0].cli(&["GET", "sess:both"]), "majority-side");
+    assert_eq!(
+        agents[2].cli(&["GET", "sess:both"]),
+        "isolated-side",
+        "stale across the partition"
+    );
+    assert_eq!(
+        agents[2].cli(&["GET", "sess:majority"]),
+        "",
+        "not across the partition"
+    );
+    assert!(
+        agents[2]
+            .metric("sessionplane_agent_sync_writes_degraded_total")
+            .await
+            >= 1.0
+    );
+    // Agent-0 no longer waits for agent-2: the failure detector dropped it.
+    let (_, status) = support::http(&agents[0].admin, "GET", "/v1/status", None)
+        .await
+        .expect("status");
+    assert!(
+        status.contains(r#""id":"agent-2","live":false"#),
+        "{status}"
+    );
+    assert_eq!(agents[0].metric("sessionplane_agent_peers_live").await, 1.0);
+    net.heal_firewall(2);
+    for a in &agents {
+        reads_back(a, "sess:both", "majority-side").await;
+        reads_back(a, "sess:majority", "m").await;
+        reads_back(a, "sess:isolated", "i").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,8 @@ pub struct AgentProc {
     pub peers: Vec<String>,
     log: PathBuf,
     child: Option<Child>,
+    /// Network namespace the agent runs in (None: the test's own, on loopback).
+    netns: Option<String>,
 }
 
 impl AgentProc {
@@ -29,7 +31,18 @@ impl AgentProc {
             .open(&self.log)
             .expect("open agent log");
         let err = log.try_clone().expect("clone log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_replicated-agent"))
+        let bin = env!("CARGO_BIN_EXE_replicated-agent");
+        // `ip netns exec` execs the agent in place: the child is the agent itself, so
+        // signals reach it.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin]);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .args(["--id", &self.id, "--listen", &self.resp])
             .args(["--peer-listen", &self.peer, "--admin", &self.admin])
             .args(["--propagation", self.propagation])
@@ -133,19 +146,32 @@ impl Drop for AgentProc {
 
 /// `n` agents that list each other as peers; started and ready.
 pub async fn fleet(root: &Path, n: usize, propagation: &'static str) -> Vec<AgentProc> {
-    let peers: Vec<String> = (0..n)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
+    fleet_in(root, n, propagation, None).await
+}
+
+/// `fleet`, with agent i in network namespace `net.node_ns(i)` on `net.node_ip(i)`.
+pub async fn fleet_in(
+    root: &Path,
+    n: usize,
+    propagation: &'static str,
+    net: Option<&super::netns::Net>,
+) -> Vec<AgentProc> {
+    let addr = |i: usize, port: u16| match net {
+        Some(net) => format!("{}:{port}", net.node_ip(i)),
+        None => format!("127.0.0.1:{}", free_port()),
+    };
+    let peers: Vec<String> = (0..n).map(|i| addr(i, 7379)).collect();
     let mut agents: Vec<AgentProc> = (0..n)
         .map(|i| AgentProc {
             id: format!("agent-{i}"),
-            resp: format!("127.0.0.1:{}", free_port()),
+            resp: addr(i, 6379),
             peer: peers[i].clone(),
-            admin: format!("127.0.0.1:{}", free_port()),
+            admin: addr(i, 9379),
             propagation,
             peers: peers.clone(),
             log: root.join(format!("agent-{i}.log")),
             child: None,
+            netns: net.map(|net| net.node_ns(i).to_string()),
         })
         .collect();
     for a in &mut agents {
@@ -193,5 +219,6 @@ pub fn newcomer(root: &Path, fleet: &[AgentProc], propagation: &'static str) -> 
         log: root.join(format!("{id}.log")),
         id,
         child: None,
+        netns: None,
     }
 }
