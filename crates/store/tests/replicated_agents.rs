@@ -163,6 +163,23 @@ async fn a_new_agent_the_others_do_not_list_yet_gets_sync_writes_from_its_first_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_stopped_right_after_async_writes_hands_them_on_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agents = fleet(dir.path(), 3, "Async").await;
+    let mut pipe = String::new();
+    for i in 0..500 {
+        pipe.push_str(&format!("SET last:{i} v{i}\n"));
+    }
+    run_pipe(&agents[0], &pipe);
+    let status = agents[0].terminate();
+    assert!(status.success(), "{status}\n{}", agents[0].log());
+    // Nobody else took these writes: only agent-0's pushes can have brought them.
+    for a in &agents[1..] {
+        assert_eq!(a.cli(&["DBSIZE"]), "500", "{}", agents[0].log());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_a_paused_agent_missed_are_repaired_by_anti_entropy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agents = fleet(dir.path(), 3, "Async").await;

@@ -16,7 +16,7 @@ use crate::server::memory::now_ms;
 use crate::value::Mutation;
 use futures::future::{BoxFuture, FutureExt};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot};
 
@@ -36,6 +36,8 @@ pub struct Agent {
     /// The peer address this agent tells others in its pings.
     advertise: Option<String>,
     ready: AtomicBool,
+    /// Writes queued to peers and not yet acked or given up on (drained at shutdown).
+    in_flight: AtomicUsize,
     pub metrics: AgentMetrics,
 }
 
@@ -60,6 +62,7 @@ impl Agent {
             discovery,
             advertise,
             ready: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
             metrics: AgentMetrics::new(),
         })
     }
@@ -203,6 +206,7 @@ impl Agent {
                     self.metrics.push_skipped.inc();
                     continue;
                 }
+                self.in_flight.fetch_add(1, Ordering::AcqRel);
                 if let Some(rx) = rx {
                     acks.push((peer.clone(), rx));
                 }
@@ -226,6 +230,19 @@ impl Agent {
         }
         if degraded {
             self.metrics.sync_degraded.inc();
+        }
+    }
+
+    /// Waits until every queued push was acked or given up on, at most `limit`: an
+    /// agent that stops (a pod scaled away) first hands its last Async writes on.
+    pub async fn drain(&self, limit: std::time::Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let left = self.in_flight.load(Ordering::Acquire);
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
@@ -405,6 +422,7 @@ async fn send_pushes(
             }
         }
         let Some(agent) = agent.upgrade() else { return };
+        let batch_len = batch.len();
         let mut records = Vec::with_capacity(batch.len());
         let mut acks = Vec::new();
         for p in batch {
@@ -421,6 +439,7 @@ async fn send_pushes(
             .rpc
             .call_as(&addr, &req, agent.timing.peer_timeout)
             .await;
+        agent.in_flight.fetch_sub(batch_len, Ordering::AcqRel);
         match resp {
             Ok(PeerResponse::Applied { .. }) => {
                 agent.metrics.push_acked.inc();

@@ -134,6 +134,13 @@ pub async fn run(args: ReplicatedArgs) -> anyhow::Result<()> {
     let agent = start(&args, stop_rx).await?;
     let backend: Arc<dyn crate::backend::Backend> = agent.clone();
     server::serve(config, backend, crate::shutdown_signal()).await?;
+    let left = agent.drain(agent.timing.peer_timeout * 2).await;
+    if left > 0 {
+        tracing::warn!(
+            left,
+            "stopping with pushes not acked; anti-entropy cannot repair them"
+        );
+    }
     stop_tx.send_replace(true);
     tracing::info!("replicated agent stopped");
     Ok(())

@@ -94,6 +94,12 @@ impl AgentProc {
         self.signal("-CONT");
     }
 
+    /// SIGTERM (what the kubelet sends a sidecar when its pod goes) and wait for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("-TERM");
+        self.child.take().expect("running").wait().expect("wait")
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child
             .as_mut()
