@@ -24,6 +24,9 @@ enum Command {
     Operator(sessionplane_operator::OperatorArgs),
     /// Run one node of the session store (Redis protocol).
     Store(sessionplane_store::StoreArgs),
+    /// Run the agent sidecar of a frontend pod; the strategy comes from
+    /// SESSIONPLANE_STRATEGY (set by the operator's ConfigMap).
+    Agent(sessionplane_store::replicated::ReplicatedArgs),
     /// Print the SessionCluster CustomResourceDefinition as YAML.
     Crd,
 }
@@ -55,6 +58,16 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(sessionplane_store::run(args))
+        }
+        Command::Agent(args) => {
+            init_tracing();
+            match std::env::var("SESSIONPLANE_STRATEGY").as_deref() {
+                Ok("Replicated") => {
+                    let rt = tokio::runtime::Runtime::new()?;
+                    rt.block_on(sessionplane_store::replicated::run(args))
+                }
+                other => anyhow::bail!("no agent for strategy {other:?} in this build"),
+            }
         }
     }
 }

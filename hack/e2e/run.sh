@@ -203,6 +203,11 @@ for scenario in $E2E_SCENARIOS; do
       source "$E2E_REPO/hack/e2e/client.sh"
       client_e2e
       ;;
+    replicated)
+      # shellcheck source=hack/e2e/replicated.sh
+      source "$E2E_REPO/hack/e2e/replicated.sh"
+      replicated_e2e
+      ;;
     *) fail "unknown scenario '$scenario' in E2E_SCENARIOS" ;;
   esac
 done

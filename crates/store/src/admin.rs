@@ -25,6 +25,16 @@ use tokio::net::TcpListener;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, move |req| handle(node.clone(), req), shutdown).await
+}
+
+/// Serves HTTP/1 on `listener` with `handle` until `shutdown` resolves (the store node's
+/// admin API and the replicated agent's share it).
+pub async fn serve_with<H, F>(listener: TcpListener, handle: H, shutdown: impl Future<Output = ()>)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -39,9 +49,9 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
                 continue;
             }
         };
-        let node = node.clone();
+        let handle = handle.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(node.clone(), req));
+            let service = hyper::service::service_fn(handle);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
@@ -53,7 +63,11 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future
     }
 }
 
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn reply(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     if let Ok(v) = content_type.parse() {
@@ -62,7 +76,7 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
     resp
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Full<Bytes>> {
     match serde_json::to_vec(value) {
         Ok(body) => reply(status, "application/json", body),
         Err(e) => reply(

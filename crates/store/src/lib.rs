@@ -7,6 +7,7 @@ pub mod command;
 pub mod loadgen;
 pub mod metrics;
 pub mod node;
+pub mod replicated;
 pub mod reply;
 pub mod resp;
 pub mod server;
@@ -118,7 +119,7 @@ pub async fn start_cluster(
     })
 }
 
-async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
@@ -135,7 +136,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         if let Ok(mut term) =

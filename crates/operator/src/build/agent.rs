@@ -37,7 +37,27 @@ pub(crate) fn sidecar(owner: &Owner<'_>, inputs: &BuildInputs) -> Value {
             {"name": "SESSIONPLANE_LISTEN", "value": format!("127.0.0.1:{REDIS_PORT}")},
             {"name": "SESSIONPLANE_PEER_LISTEN", "value": format!("0.0.0.0:{PEER_PORT}")},
             {"name": "SESSIONPLANE_ADMIN_LISTEN", "value": format!("0.0.0.0:{ADMIN_PORT}")},
+            // Peers learn a new agent from its first ping, before the peers Service's
+            // DNS lists the pod.
+            {"name": "SESSIONPLANE_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "SESSIONPLANE_ADVERTISE_ADDR", "value": format!("$(SESSIONPLANE_POD_IP):{PEER_PORT}")},
         ],
+        // A native sidecar's startup probe holds the app containers back: the app
+        // starts only once the agent has pulled the sessions from a peer (Replicated)
+        // and answers on localhost. 60 s covers the agent's 15 s wait for a ready peer
+        // and the pull.
+        "startupProbe": {
+            "httpGet": {"path": "/readyz", "port": "sp-admin"},
+            "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 60,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "sp-admin"},
+            "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "sp-admin"},
+            "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 6,
+        },
         "securityContext": {
             "allowPrivilegeEscalation": false,
             "readOnlyRootFilesystem": true,

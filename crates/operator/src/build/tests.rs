@@ -300,6 +300,45 @@ fn check_strategy(strategy: &str, objs: &[Desired], case: &str) {
             assert_eq!(agent["name"], "sessionplane-agent", "{case}");
             assert_eq!(agent["restartPolicy"], "Always", "{case}: a native sidecar");
             assert_eq!(agent["args"], json!(["agent"]));
+            // The app waits for the agent's bootstrap: a native sidecar's startup
+            // probe gates the main containers.
+            for probe in ["startupProbe", "readinessProbe"] {
+                assert_eq!(
+                    agent[probe]["httpGet"],
+                    json!({"path": "/readyz", "port": "sp-admin"}),
+                    "{case}: {probe}"
+                );
+            }
+            assert!(
+                agent["startupProbe"]["failureThreshold"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    * agent["startupProbe"]["periodSeconds"].as_i64().unwrap_or(0)
+                    >= 30,
+                "{case}: the startup probe outlasts the agent's wait for a ready peer"
+            );
+            let agent_env = agent["env"].as_array().expect("agent env");
+            let advertise = agent_env
+                .iter()
+                .find(|e| e["name"] == "SESSIONPLANE_ADVERTISE_ADDR")
+                .expect("advertise address");
+            assert_eq!(advertise["value"], "$(SESSIONPLANE_POD_IP):7379", "{case}");
+            let pod_ip = agent_env
+                .iter()
+                .position(|e| e["name"] == "SESSIONPLANE_POD_IP")
+                .expect("pod IP");
+            let advertise_at = agent_env
+                .iter()
+                .position(|e| e["name"] == "SESSIONPLANE_ADVERTISE_ADDR")
+                .expect("advertise");
+            assert!(
+                pod_ip < advertise_at,
+                "{case}: $(VAR) expands only earlier variables"
+            );
+            assert_eq!(
+                agent["livenessProbe"]["httpGet"],
+                json!({"path": "/healthz", "port": "sp-admin"})
+            );
         }
         "Client" => {
             assert!(

@@ -9,6 +9,7 @@ use crate::storage::{Record, Version};
 use crate::value::Mutation;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::future::Future;
@@ -189,6 +190,17 @@ impl Peers {
         req: &Request,
         timeout: Duration,
     ) -> Result<Response, RpcError> {
+        self.call_as(addr, req, timeout).await
+    }
+
+    /// One request/response exchange of any message pair (the replicated agents speak
+    /// their own messages over the same framing and pool).
+    pub async fn call_as<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        addr: &str,
+        req: &Q,
+        timeout: Duration,
+    ) -> Result<R, RpcError> {
         let frame = postcard::to_allocvec(req)?;
         let pooled = self.idle.lock().get_mut(addr).and_then(Vec::pop);
         // A pooled connection may have been closed by a restarted peer: retry once fresh.
@@ -221,6 +233,11 @@ impl Peers {
         }
     }
 
+    /// Drops the idle connections to `addr` (a peer that left or restarted).
+    pub fn forget(&self, addr: &str) {
+        self.idle.lock().remove(addr);
+    }
+
     fn put_back(&self, addr: &str, conn: Conn) {
         let mut idle = self.idle.lock();
         let list = idle.entry(addr.to_string()).or_default();
@@ -230,7 +247,11 @@ impl Peers {
     }
 }
 
-async fn exchange(addr: &str, mut conn: Conn, frame: &[u8]) -> Result<(Response, Conn), RpcError> {
+async fn exchange<R: DeserializeOwned>(
+    addr: &str,
+    mut conn: Conn,
+    frame: &[u8],
+) -> Result<(R, Conn), RpcError> {
     conn.send(bytes::Bytes::copy_from_slice(frame))
         .await
         .map_err(|e| RpcError::Io(addr.to_string(), e))?;
@@ -246,6 +267,26 @@ pub async fn serve<H, F>(listener: TcpListener, handle: H, shutdown: impl Future
 where
     H: Fn(Request) -> F + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
+{
+    serve_as(listener, handle, shutdown, |e| {
+        Response::Error(format!("undecodable request: {e}"))
+    })
+    .await
+}
+
+/// Serves connections of any message pair: `handle` answers each request, `undecodable`
+/// answers a frame that is not one (the connection stays open; an oversized or broken
+/// frame closes that connection only).
+pub async fn serve_as<Q, R, H, F>(
+    listener: TcpListener,
+    handle: H,
+    shutdown: impl Future<Output = ()>,
+    undecodable: fn(postcard::Error) -> R,
+) where
+    Q: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+    H: Fn(Q) -> F + Send + Sync + 'static,
+    F: Future<Output = R> + Send + 'static,
 {
     let handle = Arc::new(handle);
     tokio::pin!(shutdown);
@@ -267,9 +308,9 @@ where
         tokio::spawn(async move {
             let mut conn = Framed::new(stream, codec());
             while let Some(Ok(buf)) = conn.next().await {
-                let resp = match postcard::from_bytes::<Request>(&buf) {
+                let resp = match postcard::from_bytes::<Q>(&buf) {
                     Ok(req) => handle(req).await,
-                    Err(e) => Response::Error(format!("undecodable request: {e}")),
+                    Err(e) => undecodable(e),
                 };
                 let Ok(out) = postcard::to_allocvec(&resp) else {
                     break;

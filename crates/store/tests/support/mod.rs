@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod agents;
 mod http_client;
 pub mod master;
 pub mod netns;
