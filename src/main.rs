@@ -19,8 +19,36 @@ enum Command {
     Operator(sessionplane_operator::OperatorArgs),
     /// Run one node of the session store (Redis protocol).
     Store(sessionplane_store::StoreArgs),
+    /// Run the session agent sidecar of a frontend pod (strategies Sticky and Replicated).
+    Agent(AgentArgs),
     /// Print the SessionCluster CustomResourceDefinition as YAML.
     Crd,
+}
+
+/// Which engine the agent runs: the operator writes SESSIONPLANE_STRATEGY into the
+/// cluster's config ConfigMap, which the sidecar reads through envFrom.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum AgentStrategy {
+    #[value(name = "Sticky")]
+    Sticky,
+    #[value(name = "Replicated")]
+    Replicated,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    #[arg(long, env = "SESSIONPLANE_STRATEGY", value_enum)]
+    strategy: AgentStrategy,
+    #[command(flatten)]
+    sticky: sessionplane_store::sticky::StickyArgs,
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    match args.strategy {
+        AgentStrategy::Sticky => sessionplane_store::sticky::run(args.sticky).await,
+        // Dispatch point of the Replicated engine (built on another branch).
+        AgentStrategy::Replicated => anyhow::bail!("Replicated agent not built in this binary"),
+    }
 }
 
 fn init_tracing() {
@@ -45,6 +73,11 @@ fn main() -> anyhow::Result<()> {
             init_tracing();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(sessionplane_operator::run(args))
+        }
+        Command::Agent(args) => {
+            init_tracing();
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(run_agent(args))
         }
         Command::Store(args) => {
             init_tracing();

@@ -10,6 +10,7 @@ pub mod node;
 pub mod reply;
 pub mod resp;
 pub mod server;
+pub mod sticky;
 pub mod storage;
 pub mod value;
 
@@ -135,7 +136,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
         if let Ok(mut term) =

@@ -90,6 +90,9 @@ pub enum Advance {
     Rejoin,
     /// Nodes that stopped answering leave their replica sets; proven replicas are promoted.
     Failover,
+    /// Strategy Sticky: partitions whose only holder's pod is gone for good start again
+    /// empty on a survivor (their sessions are lost).
+    GiveUp,
 }
 
 impl Advance {
@@ -101,6 +104,7 @@ impl Advance {
             Advance::RemoveDrained => "remove_drained",
             Advance::Rejoin => "rejoin",
             Advance::Failover => "failover",
+            Advance::GiveUp => "give_up",
         }
     }
 }
