@@ -203,6 +203,11 @@ for scenario in $E2E_SCENARIOS; do
       source "$E2E_REPO/hack/e2e/client.sh"
       client_e2e
       ;;
+    sticky)
+      # shellcheck source=hack/e2e/sticky.sh
+      source "$E2E_REPO/hack/e2e/sticky.sh"
+      sticky_e2e
+      ;;
     *) fail "unknown scenario '$scenario' in E2E_SCENARIOS" ;;
   esac
 done
