@@ -117,6 +117,10 @@ pub fn decide(
 ) -> Result<Step, PlacementError> {
     let reachable = |id: &str| nodes.get(id).is_some_and(|n| n.reachable);
     let Some(state) = state else {
+        if want.members.is_empty() {
+            // Sticky before any frontend pod has an IP (or a Store scaled to zero).
+            return Ok(Step::Wait("no node to place the partitions on yet".into()));
+        }
         let missing: Vec<&str> = want
             .members
             .keys()
