@@ -37,7 +37,7 @@ sticky_ring_is_pods() {
   local members pods
   members=$(k -n "$STICKY_NS" get sessioncluster "$STICKY_SC" -o jsonpath='{.status.ring.members[*]}' | tr ' ' '\n' | sort)
   pods=$(k -n "$STICKY_NS" get pods -l "$STICKY_SELECTOR" \
-    -o jsonpath='{range .items[?(@.metadata.deletionTimestamp)]}-{end}{range .items[*]}{.metadata.name}{"\n"}{end}' | grep -v '^-' | sort)
+    -o jsonpath='{range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}' | awk 'NF == 1 {print $1}' | sort)
   [[ -n $members && $members == "$pods" ]]
 }
 
