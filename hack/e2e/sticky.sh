@@ -161,7 +161,7 @@ sticky_e2e() {
     cat "$sw/loadgen.out"
     echo
     echo "--- Sticky ring events"
-    k -n "$STICKY_NS" get events --field-selector reason=RingEpoch --sort-by=.lastTimestamp \
-      -o custom-columns=TIME:.lastTimestamp,MESSAGE:.message --no-headers 2>/dev/null | cut -c1-200
+    k -n "$STICKY_NS" get events --field-selector reason=RingEpoch --sort-by=.metadata.creationTimestamp \
+      -o custom-columns=TIME:.metadata.creationTimestamp,MESSAGE:.message --no-headers 2>/dev/null | cut -c1-200
   } >>"$WORK/loadgen.out"
 }
