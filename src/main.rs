@@ -24,11 +24,51 @@ enum Command {
     Operator(sessionplane_operator::OperatorArgs),
     /// Run one node of the session store (Redis protocol).
     Store(sessionplane_store::StoreArgs),
-    /// Run the agent sidecar of a frontend pod; the strategy comes from
-    /// SESSIONPLANE_STRATEGY (set by the operator's ConfigMap).
-    Agent(sessionplane_store::replicated::ReplicatedArgs),
+    /// Run the session agent sidecar of a frontend pod: the engine of strategy Sticky or
+    /// Replicated, chosen by SESSIONPLANE_STRATEGY (the operator's ConfigMap). The engine's
+    /// own flags follow (`SESSIONPLANE_STRATEGY=Sticky sessionplane agent --help`).
+    #[command(disable_help_flag = true)]
+    Agent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print the SessionCluster CustomResourceDefinition as YAML.
     Crd,
+}
+
+// The two engines share flag names (--listen, --id, ...), so the agent reads its strategy
+// first and then parses the rest with that engine's flags alone.
+#[derive(Parser)]
+struct StickyAgent {
+    #[command(flatten)]
+    args: sessionplane_store::sticky::StickyArgs,
+}
+
+#[derive(Parser)]
+struct ReplicatedAgent {
+    #[command(flatten)]
+    args: sessionplane_store::replicated::ReplicatedArgs,
+}
+
+fn run_agent(args: Vec<String>) -> anyhow::Result<()> {
+    let strategy = std::env::var("SESSIONPLANE_STRATEGY").unwrap_or_default();
+    let argv = std::iter::once(format!("sessionplane agent (strategy {strategy})")).chain(args);
+    match strategy.as_str() {
+        "Sticky" => {
+            let agent = StickyAgent::parse_from(argv);
+            init_tracing();
+            tokio::runtime::Runtime::new()?.block_on(sessionplane_store::sticky::run(agent.args))
+        }
+        "Replicated" => {
+            let agent = ReplicatedAgent::parse_from(argv);
+            init_tracing();
+            tokio::runtime::Runtime::new()?
+                .block_on(sessionplane_store::replicated::run(agent.args))
+        }
+        other => anyhow::bail!(
+            "sessionplane agent runs strategy Sticky or Replicated, named by SESSIONPLANE_STRATEGY; got {other:?}"
+        ),
+    }
 }
 
 fn init_tracing() {
@@ -54,20 +94,11 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(sessionplane_operator::run(args))
         }
+        Command::Agent { args } => run_agent(args),
         Command::Store(args) => {
             init_tracing();
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(sessionplane_store::run(args))
-        }
-        Command::Agent(args) => {
-            init_tracing();
-            match std::env::var("SESSIONPLANE_STRATEGY").as_deref() {
-                Ok("Replicated") => {
-                    let rt = tokio::runtime::Runtime::new()?;
-                    rt.block_on(sessionplane_store::replicated::run(args))
-                }
-                other => anyhow::bail!("no agent for strategy {other:?} in this build"),
-            }
         }
     }
 }

@@ -16,8 +16,11 @@
 #      at most (1+eps) x the minimum of partition replicas; report per phase
 #   7. strategy Client (hack/e2e/client.sh): the Client example under load while the
 #      operator rotates the cookie keyring; nobody logged out, no pod restarted
-#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 the scenario "client";
-#   E2E_SCENARIOS="store client" (the default) picks and orders them.
+#   8. strategy Sticky (hack/e2e/sticky.sh): the Sticky example (agents in the frontend
+#      pods, replicationFactor 1) under load while the frontends scale 3 -> 6 -> 2 and a
+#      frontend pod is deleted; every session handed off, nobody logged out, no write lost
+#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 "client", 8 "sticky";
+#   E2E_SCENARIOS="store client sticky" (the default) picks and orders them.
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -190,7 +193,7 @@ check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator repl
 # --- scenarios -------------------------------------------------------------------------------
 # Each scenario is a function in its own file, run against the same cluster and operator.
 # E2E_SCENARIOS picks and orders them (e.g. E2E_SCENARIOS=client to run one alone).
-E2E_SCENARIOS=${E2E_SCENARIOS:-store client}
+E2E_SCENARIOS=${E2E_SCENARIOS:-store client sticky}
 for scenario in $E2E_SCENARIOS; do
   case $scenario in
     store)
@@ -207,6 +210,11 @@ for scenario in $E2E_SCENARIOS; do
       # shellcheck source=hack/e2e/replicated.sh
       source "$E2E_REPO/hack/e2e/replicated.sh"
       replicated_e2e
+      ;;
+    sticky)
+      # shellcheck source=hack/e2e/sticky.sh
+      source "$E2E_REPO/hack/e2e/sticky.sh"
+      sticky_e2e
       ;;
     *) fail "unknown scenario '$scenario' in E2E_SCENARIOS" ;;
   esac

@@ -98,7 +98,7 @@ pub struct Observation {
     pub invalid: Option<String>,
     /// The reconcile failed: (reason, message).
     pub failure: Option<(String, String)>,
-    /// Where the store's ring stands (strategy Store only).
+    /// Where the ring stands (strategies Store and Sticky).
     pub ring: Option<RingObservation>,
 }
 

@@ -248,6 +248,12 @@ fn validate_strategy(spec: &SessionClusterSpec) -> Result<(), ValidationError> {
             1,
             2,
         )?;
+        range(
+            "spec.sticky.handoffGracePeriodSeconds",
+            sticky.handoff_grace_period_seconds,
+            15,
+            3600,
+        )?;
     }
     if let Some(client) = &spec.client {
         range(

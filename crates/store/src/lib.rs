@@ -11,6 +11,7 @@ pub mod replicated;
 pub mod reply;
 pub mod resp;
 pub mod server;
+pub mod sticky;
 pub mod storage;
 pub mod value;
 

@@ -116,7 +116,7 @@ pub struct RingStatus {
     #[serde(default)]
     pub epoch: i64,
 
-    /// Store nodes in the ring, by pod name.
+    /// Nodes in the ring, by pod name: store pods (Store) or frontend pods (Sticky).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<String>,
 

@@ -105,13 +105,35 @@ pub enum Propagation {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StickySpec {
-    /// Copies of each session: 1 (only the owning frontend) or 2 (also the next
-    /// one on the ring, so a pod loss keeps the session). Default 2.
+    /// Copies of each session: 1 (only the owning frontend; a pod that dies without
+    /// warning loses its sessions) or 2 (also the next one on the ring, so a pod loss
+    /// keeps the session). Default 1.
     #[serde(default = "default_sticky_rf")]
     #[schemars(range(min = 1, max = 2))]
     pub replication_factor: i32,
+
+    /// Time a leaving frontend pod is given to hand its sessions to their new owners
+    /// before it is killed: the pods' terminationGracePeriodSeconds is at least this.
+    /// Default 120.
+    #[serde(default = "default_handoff_grace")]
+    #[schemars(range(min = 15, max = 3600))]
+    pub handoff_grace_period_seconds: i64,
+}
+
+impl Default for StickySpec {
+    /// The settings of a Sticky SessionCluster that leaves `sticky` out.
+    fn default() -> Self {
+        StickySpec {
+            replication_factor: default_sticky_rf(),
+            handoff_grace_period_seconds: default_handoff_grace(),
+        }
+    }
 }
 
 fn default_sticky_rf() -> i32 {
-    2
+    1
+}
+
+fn default_handoff_grace() -> i64 {
+    120
 }

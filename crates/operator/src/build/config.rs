@@ -56,8 +56,11 @@ pub(crate) fn settings(owner: &Owner<'_>) -> BTreeMap<String, String> {
             );
         }
         Strategy::Sticky => {
-            let rf = spec.sticky.as_ref().map_or(2, |s| s.replication_factor);
-            put("SESSIONPLANE_REPLICATION_FACTOR", rf.to_string());
+            let sticky = spec.sticky.clone().unwrap_or_default();
+            put(
+                "SESSIONPLANE_REPLICATION_FACTOR",
+                sticky.replication_factor.to_string(),
+            );
             put("SESSIONPLANE_PEER_SERVICE", names::peers(owner.name));
         }
         Strategy::Replicated => {

@@ -145,12 +145,20 @@ fn pod_template(
     let mut annotations = metadata.annotations.take().unwrap_or_default();
     annotations.insert(CONFIG_HASH_ANNOTATION.into(), config_hash.into());
 
+    pod.termination_grace_period_seconds =
+        agent::grace_period(owner, pod.termination_grace_period_seconds);
+    let agent_here = matches!(spec.strategy, Strategy::Sticky | Strategy::Replicated);
+    if agent_here {
+        pod.volumes
+            .get_or_insert_with(Vec::new)
+            .push(agent::data_volume());
+    }
     let mut pod_json = serde_json::to_value(&pod).map_err(|_| BuildError::BadInput {
         input: "spec.frontend.template",
         reason: "the pod spec does not serialize",
     })?;
-    if matches!(spec.strategy, Strategy::Sticky | Strategy::Replicated) {
-        let sidecar = agent::sidecar(owner, inputs);
+    if agent_here {
+        let sidecar = agent::sidecar(owner, inputs, pod.termination_grace_period_seconds);
         match pod_json
             .get_mut("initContainers")
             .and_then(|v| v.as_array_mut())

@@ -20,7 +20,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub use config::config_hash;
-pub use labels::{frontend_selector, labels_for, selector_for, Component, MANAGED_BY};
+pub use labels::{
+    frontend_selector, labels_for, selector_for, Component, CLUSTER_LABEL, MANAGED_BY,
+};
 
 /// Container port of the Redis protocol (store nodes and agents).
 pub const REDIS_PORT: i32 = 6379;

@@ -300,23 +300,32 @@ fn check_strategy(strategy: &str, objs: &[Desired], case: &str) {
             assert_eq!(agent["name"], "sessionplane-agent", "{case}");
             assert_eq!(agent["restartPolicy"], "Always", "{case}: a native sidecar");
             assert_eq!(agent["args"], json!(["agent"]));
-            // The app waits for the agent's bootstrap: a native sidecar's startup
-            // probe gates the main containers.
-            for probe in ["startupProbe", "readinessProbe"] {
-                assert_eq!(
-                    agent[probe]["httpGet"],
-                    json!({"path": "/readyz", "port": "sp-admin"}),
-                    "{case}: {probe}"
-                );
-            }
-            assert!(
-                agent["startupProbe"]["failureThreshold"]
-                    .as_i64()
-                    .unwrap_or(0)
-                    * agent["startupProbe"]["periodSeconds"].as_i64().unwrap_or(0)
-                    >= 30,
-                "{case}: the startup probe outlasts the agent's wait for a ready peer"
+            assert_eq!(
+                agent["readinessProbe"]["httpGet"],
+                json!({"path": "/readyz", "port": "sp-admin"}),
+                "{case}"
             );
+            if strategy == "Replicated" {
+                // The app waits for the agent's bootstrap: a native sidecar's startup
+                // probe gates the main containers.
+                assert_eq!(
+                    agent["startupProbe"]["httpGet"],
+                    json!({"path": "/readyz", "port": "sp-admin"}),
+                    "{case}"
+                );
+                assert!(
+                    agent["startupProbe"]["failureThreshold"]
+                        .as_i64()
+                        .unwrap_or(0)
+                        * agent["startupProbe"]["periodSeconds"].as_i64().unwrap_or(0)
+                        >= 30,
+                    "{case}: the startup probe outlasts the agent's wait for a ready peer"
+                );
+            } else {
+                // A Sticky agent waits for the operator to put its pod in the ring, which
+                // may wait for a running migration: no startup probe to restart it meanwhile.
+                assert!(agent["startupProbe"].is_null(), "{case}");
+            }
             let agent_env = agent["env"].as_array().expect("agent env");
             let advertise = agent_env
                 .iter()
@@ -940,4 +949,76 @@ mod random_specs {
             prop_assert_eq!(&dep["spec"]["replicas"], &json!(frontend_replicas));
         }
     }
+}
+
+fn sticky_pod(extra: impl FnOnce(&mut Value)) -> (Vec<Desired>, Value) {
+    let mut v = cluster_json("Sticky", Affinity::ClientIp, Provider::Service);
+    extra(&mut v);
+    let objs = desired_objects(&cluster(v), &inputs()).expect("builds");
+    let pod = find(&objs, "Deployment", "shop-frontend")["spec"]["template"]["spec"].clone();
+    (objs, pod)
+}
+
+#[test]
+fn a_sticky_pod_is_given_the_handoff_grace_and_its_agent_a_data_dir() {
+    let (objs, pod) = sticky_pod(|_| {});
+    assert_eq!(
+        pod["terminationGracePeriodSeconds"], 120,
+        "default handoff grace"
+    );
+    let agent = &pod["initContainers"][0];
+    let agent_env = agent["env"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        env_value(&agent_env, "SESSIONPLANE_HANDOFF_SECONDS").expect("handoff")["value"],
+        "115",
+        "the agent gives up a little before the kubelet kills it"
+    );
+    assert_eq!(
+        env_value(&agent_env, "SESSIONPLANE_DATA_DIR").expect("data dir")["value"],
+        agent::AGENT_DATA_DIR
+    );
+    assert_eq!(
+        agent["volumeMounts"],
+        json!([{"name": agent::AGENT_DATA_VOLUME, "mountPath": agent::AGENT_DATA_DIR}])
+    );
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": agent::AGENT_DATA_VOLUME, "emptyDir": {}}])
+    );
+    assert_eq!(agent["readinessProbe"]["httpGet"]["path"], "/readyz");
+    let config = find(&objs, "ConfigMap", "shop-config");
+    assert_eq!(
+        config["data"]["SESSIONPLANE_REPLICATION_FACTOR"], "1",
+        "issue 7: one copy by default"
+    );
+}
+
+#[test]
+fn the_sticky_grace_is_the_longer_of_the_template_and_the_handoff() {
+    let (_, pod) = sticky_pod(|v| {
+        v["spec"]["sticky"] = json!({"replicationFactor": 2, "handoffGracePeriodSeconds": 30});
+    });
+    assert_eq!(pod["terminationGracePeriodSeconds"], 30);
+    let (objs, pod) = sticky_pod(|v| {
+        v["spec"]["sticky"] = json!({"handoffGracePeriodSeconds": 30});
+        v["spec"]["frontend"]["template"]["spec"]["terminationGracePeriodSeconds"] = json!(300);
+    });
+    assert_eq!(
+        pod["terminationGracePeriodSeconds"], 300,
+        "the user's longer grace stays"
+    );
+    let config = find(&objs, "ConfigMap", "shop-config");
+    assert_eq!(config["data"]["SESSIONPLANE_REPLICATION_FACTOR"], "1");
+    // Other strategies leave the user's grace alone.
+    let objs = desired_objects(
+        &cluster(cluster_json(
+            "Replicated",
+            Affinity::None,
+            Provider::Service,
+        )),
+        &inputs(),
+    )
+    .expect("builds");
+    let pod = &find(&objs, "Deployment", "shop-frontend")["spec"]["template"]["spec"];
+    assert!(pod["terminationGracePeriodSeconds"].is_null());
 }

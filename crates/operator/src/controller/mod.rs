@@ -46,6 +46,10 @@ pub const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(10);
 /// Label every owned object carries besides the cluster label.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by=sessionplane";
 
+/// Labels of every frontend pod of every SessionCluster.
+const FRONTEND_PODS: &str =
+    "app.kubernetes.io/managed-by=sessionplane,app.kubernetes.io/component=frontend";
+
 /// Where the controller looks and who it says it is.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
@@ -166,6 +170,19 @@ pub async fn run(
         };
         controller = controller.owns_with(api, ar.clone(), owned_config.clone());
     }
+    // Strategy Sticky places its ring over the frontend pods, which the Deployment's
+    // ReplicaSets own, not the SessionCluster: a pod that appears, gets its IP or starts
+    // terminating must wake its SessionCluster at once (a leaving pod's handoff runs
+    // against its grace period).
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let frontend_pods = watcher::Config::default().labels(FRONTEND_PODS);
+    controller = controller.watches(pods, frontend_pods, |pod| {
+        let cluster = pod.labels().get(crate::build::CLUSTER_LABEL)?.clone();
+        Some(ObjectRef::new(&cluster).within(&pod.namespace()?))
+    });
     let ctx = Arc::new(Context::new(client, kinds, metrics, &config));
     let (wake_tx, wake_rx) = futures::channel::mpsc::unbounded();
     let prober = tokio::spawn(probe_store_nodes(ctx.health.clone(), ctx.failover, wake_tx));
@@ -332,6 +349,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     }
 
     let is_store = sc.spec.strategy == crate::api::Strategy::Store;
+    let has_ring = crate::ring_driver::drives(sc.spec.strategy);
     let now = unix_now();
     let inputs::Inputs {
         build: mut inputs,
@@ -344,7 +362,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         i64::try_from(ctx.keyring_propagation.as_secs()).unwrap_or(i64::MAX),
     )
     .await?;
-    if !is_store {
+    if !has_ring {
         ctx.health.forget(&key_of(sc));
     }
     if is_store {
@@ -475,7 +493,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         report_keyring_step(sc, ctx, step).await;
     }
 
-    let ring = if is_store {
+    let ring = if has_ring {
         Some(drive_ring(sc, ctx).await?)
     } else {
         None
@@ -624,7 +642,30 @@ async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Er
         ctx.event(sc, type_, "Failover", "Ring", note, related)
             .await;
     }
-    if let Some(step) = report.advanced.filter(|s| *s != Advance::Failover) {
+    if !report.given_up.is_empty() {
+        ctx.metrics.ring_epoch(Advance::GiveUp.label());
+        let note = format!(
+            "ring epoch {}: {} partitions had their only copy in frontend pods that are gone \
+             without a handoff (killed, node lost); they start again empty on the survivors \
+             and their sessions are lost (replicationFactor 2 keeps a copy)",
+            report.epoch,
+            report.given_up.len()
+        );
+        let related = ring_reference(sc, report.epoch);
+        ctx.event(
+            sc,
+            EventType::Warning,
+            "SessionsLost",
+            "Ring",
+            note,
+            related,
+        )
+        .await;
+    }
+    if let Some(step) = report
+        .advanced
+        .filter(|s| !matches!(s, Advance::Failover | Advance::GiveUp))
+    {
         ctx.metrics.ring_epoch(step.label());
         let message = match step {
             Advance::Bootstrap => format!(
@@ -651,7 +692,7 @@ async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Er
                 report.epoch
             ),
             // Reported above, with what it did.
-            Advance::Failover => String::new(),
+            Advance::Failover | Advance::GiveUp => String::new(),
         };
         ctx.event(
             sc,

@@ -90,6 +90,9 @@ pub enum Advance {
     Rejoin,
     /// Nodes that stopped answering leave their replica sets; proven replicas are promoted.
     Failover,
+    /// Strategy Sticky: partitions whose only holder's pod is gone for good start again
+    /// empty on a survivor (their sessions are lost).
+    GiveUp,
 }
 
 impl Advance {
@@ -101,6 +104,7 @@ impl Advance {
             Advance::RemoveDrained => "remove_drained",
             Advance::Rejoin => "rejoin",
             Advance::Failover => "failover",
+            Advance::GiveUp => "give_up",
         }
     }
 }
@@ -113,6 +117,10 @@ pub fn decide(
 ) -> Result<Step, PlacementError> {
     let reachable = |id: &str| nodes.get(id).is_some_and(|n| n.reachable);
     let Some(state) = state else {
+        if want.members.is_empty() {
+            // Sticky before any frontend pod has an IP (or a Store scaled to zero).
+            return Ok(Step::Wait("no node to place the partitions on yet".into()));
+        }
         let missing: Vec<&str> = want
             .members
             .keys()

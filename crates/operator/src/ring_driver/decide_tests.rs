@@ -120,6 +120,16 @@ fn first_placement_waits_for_every_node_to_answer() {
 }
 
 #[test]
+fn no_member_yet_waits_instead_of_failing_the_placement() {
+    // Sticky before the first frontend pod has an IP.
+    let w = want(0, 1);
+    match decide(&w, None, &BTreeMap::new()).expect("decide") {
+        Step::Wait(why) => assert!(why.contains("no node"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn bootstrap_places_every_partition_on_rf_nodes() {
     let w = want(3, 2);
     let (s, steps) = converge(&w, None);

@@ -11,11 +11,12 @@ pub mod health;
 pub mod node_api;
 pub mod progress;
 pub mod state;
+pub mod sticky;
 
 #[cfg(test)]
 mod decide_tests;
 
-use crate::api::SessionCluster;
+use crate::api::{SessionCluster, Strategy};
 use crate::build::{names, selector_for, Component, ADMIN_PORT, PEER_PORT};
 use decide::{decide, Advance, Copying, NodeView, Step, Want};
 use futures::future::join_all;
@@ -90,6 +91,8 @@ pub struct RingReport {
     pub failover: Option<FailoverReport>,
     /// A migration finished in this call (flip), and how long it took from its learners.
     pub migration_took: Option<Duration>,
+    /// Partitions given up in this call (Sticky: their only holder's pod is gone).
+    pub given_up: Vec<u32>,
 }
 
 /// A failover epoch, for the Event and the metrics.
@@ -99,6 +102,12 @@ pub struct FailoverReport {
     /// (partition, from, to) of every primary handed over.
     pub promoted: Vec<(u32, String, String)>,
     pub unavailable: Vec<u32>,
+}
+
+/// Whether the operator drives a ring for this strategy: the store nodes' (Store) or the
+/// frontend agents' (Sticky).
+pub fn drives(strategy: Strategy) -> bool {
+    matches!(strategy, Strategy::Store | Strategy::Sticky)
 }
 
 /// Key of a SessionCluster in the health book.
@@ -125,22 +134,11 @@ pub async fn sync(
         .clone()
         .ok_or(RingError::MissingMetadata("metadata.namespace"))?;
     let name = sc.name_any();
-    let store = &sc.spec.store;
-    let wanted = usize::try_from(store.replicas.max(0)).unwrap_or(0);
-    let sts = names::store(&name);
-    let headless = names::store_headless(&name);
-    let peer_addr = |pod: &str| format!("{pod}.{headless}.{ns}.svc.{cluster_domain}:{PEER_PORT}");
-    let want = Want {
-        members: (0..wanted)
-            .map(|i| {
-                let pod = format!("{sts}-{i}");
-                let addr = peer_addr(&pod);
-                (pod, addr)
-            })
-            .collect(),
-        partitions: u32::try_from(store.partitions.max(1)).unwrap_or(1),
-        replication_factor: u32::try_from(store.replication_factor.max(1)).unwrap_or(1),
+    let Fleet { want, admin } = match sc.spec.strategy {
+        Strategy::Sticky => sticky_fleet(client, sc, &ns, &name).await?,
+        _ => store_fleet(client, sc, &ns, &name, cluster_domain).await?,
     };
+    let wanted = want.members.len();
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cm_name = state_name(&name);
@@ -164,7 +162,6 @@ pub async fn sync(
         None => None,
     };
 
-    let admin = store_admin_addrs(client, &ns, &name).await?;
     let mut ids: Vec<String> = want.members.keys().cloned().collect();
     if let Some(s) = &state {
         ids.extend(s.members.keys().cloned());
@@ -193,6 +190,24 @@ pub async fn sync(
         view.down = health.is_down(&key, id);
     }
 
+    if sc.spec.strategy == Strategy::Sticky {
+        let present = admin.keys().cloned().collect();
+        if let Some((next, lost)) = state
+            .as_ref()
+            .and_then(|s| sticky::abandon_gone(s, &present))
+        {
+            tracing::error!(
+                cluster = %name, partitions = lost.len(),
+                "frontend pods gone without a handoff were the only holders: their sessions are lost"
+            );
+            let why = Advance::GiveUp;
+            let next = advance(&cms, sc, &cm_name, existing.as_ref(), next, &admin, why).await?;
+            let mut report = report_of(Some(&next), wanted, &views);
+            report.advanced = Some(why);
+            report.given_up = lost;
+            return Ok(report);
+        }
+    }
     let step = decide(&want, state.as_ref(), &views)?;
     let mut report = report_of(state.as_ref(), wanted, &views);
     match step {
@@ -296,6 +311,7 @@ fn report_of(
             unavailable: 0,
             failover: None,
             migration_took: None,
+            given_up: Vec::new(),
         };
     };
     let copying = views
@@ -325,6 +341,7 @@ fn report_of(
         unavailable: s.unavailable().len(),
         failover: None,
         migration_took: None,
+        given_up: Vec::new(),
     }
 }
 
@@ -353,14 +370,89 @@ pub async fn pods_floor(client: &kube::Client, sc: &SessionCluster) -> Result<i3
     Ok(i32::try_from(decide::pods_needed(Some(&state), 0)).unwrap_or(i32::MAX))
 }
 
-/// Admin addresses of the store pods that have an IP, by pod name.
-async fn store_admin_addrs(
+/// The nodes a ring is placed on: who should serve (with peer addresses) and where each
+/// node that has a pod answers its admin API.
+struct Fleet {
+    want: Want,
+    admin: BTreeMap<String, String>,
+}
+
+/// Strategy Store: the StatefulSet's pods `<sts>-0..replicas`, at their stable DNS names.
+async fn store_fleet(
+    client: &kube::Client,
+    sc: &SessionCluster,
+    ns: &str,
+    name: &str,
+    cluster_domain: &str,
+) -> Result<Fleet, RingError> {
+    let store = &sc.spec.store;
+    let wanted = usize::try_from(store.replicas.max(0)).unwrap_or(0);
+    let sts = names::store(name);
+    let headless = names::store_headless(name);
+    let peer_addr = |pod: &str| format!("{pod}.{headless}.{ns}.svc.{cluster_domain}:{PEER_PORT}");
+    let want = Want {
+        members: (0..wanted)
+            .map(|i| {
+                let pod = format!("{sts}-{i}");
+                let addr = peer_addr(&pod);
+                (pod, addr)
+            })
+            .collect(),
+        partitions: u32::try_from(store.partitions.max(1)).unwrap_or(1),
+        replication_factor: u32::try_from(store.replication_factor.max(1)).unwrap_or(1),
+    };
+    let pods = list_pods(client, ns, name, Component::Store).await?;
+    // A terminating store pod comes back under the same name: it is not asked anything
+    // until it does.
+    let admin = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| Some((p.name_any(), format!("{}:{ADMIN_PORT}", pod_ip(p)?))))
+        .collect();
+    Ok(Fleet { want, admin })
+}
+
+/// Strategy Sticky: the frontend pods, whose agents are the nodes (see `sticky`).
+async fn sticky_fleet(
+    client: &kube::Client,
+    sc: &SessionCluster,
+    ns: &str,
+    name: &str,
+) -> Result<Fleet, RingError> {
+    let pods = list_pods(client, ns, name, Component::Frontend).await?;
+    let rf = sc
+        .spec
+        .sticky
+        .clone()
+        .unwrap_or_default()
+        .replication_factor;
+    let (members, admin) = sticky::members(&pods);
+    Ok(Fleet {
+        want: Want {
+            members,
+            partitions: sticky::PARTITIONS,
+            replication_factor: u32::try_from(rf.max(1)).unwrap_or(1),
+        },
+        admin,
+    })
+}
+
+pub(crate) fn pod_ip(pod: &Pod) -> Option<&str> {
+    pod.status
+        .as_ref()?
+        .pod_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty())
+}
+
+async fn list_pods(
     client: &kube::Client,
     ns: &str,
     cluster: &str,
-) -> Result<BTreeMap<String, String>, RingError> {
+    component: Component,
+) -> Result<Vec<Pod>, RingError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let selector = selector_for(cluster, Component::Store)
+    let selector = selector_for(cluster, component)
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
@@ -369,18 +461,10 @@ async fn store_admin_addrs(
         .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|source| RingError::Kube {
-            what: format!("store pods in {ns}"),
+            what: format!("{} pods in {ns}", component.as_str()),
             source,
         })?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| {
-            let ip = p.status.as_ref()?.pod_ip.clone()?;
-            Some((p.name_any(), format!("{ip}:{ADMIN_PORT}")))
-        })
-        .collect())
+    Ok(list.items)
 }
 
 async fn push_all(state: &RingState, to: &[String], admin: &BTreeMap<String, String>) {

@@ -124,7 +124,7 @@ pub async fn view(admin_addr: &str) -> NodeView {
     }
 }
 
-async fn status(admin_addr: &str) -> Result<Value, NodeApiError> {
+pub async fn status(admin_addr: &str) -> Result<Value, NodeApiError> {
     let bytes = call(admin_addr, Method::GET, "/v1/status", None).await?;
     serde_json::from_slice(&bytes).map_err(|source| NodeApiError::Decode {
         addr: admin_addr.to_string(),
