@@ -656,3 +656,147 @@ async fn routing_and_strategy_changes_are_followed_and_pruned() {
     op.stop().await.unwrap();
     ns.cleanup().await;
 }
+
+/// The routing placement the operator remembers in the status, and the RoutingRemapped
+/// condition with its observedGeneration and message.
+async fn remembered(ns: &TestNs, name: &str) -> (Value, Option<Value>) {
+    let sc = ns
+        .get("sessionplane.dev/v1alpha1", "SessionCluster", name)
+        .await
+        .unwrap_or_default();
+    let cond = sc["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "RoutingRemapped").cloned());
+    (sc["status"]["routing"].clone(), cond)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_change_that_remaps_hashed_users_is_warned() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNs::new(&client, "op-remap").await;
+    let op = start_leader(&client, &ns.name).await;
+    let routing = |tag: &str| {
+        routings()
+            .into_iter()
+            .find(|r| r.tag == tag)
+            .unwrap()
+            .routing
+    };
+    ns.create_sc("web", spec_for("Client", &routing("ngx-hash")))
+        .await
+        .unwrap();
+    let first = wait_for(
+        "the placement remembered",
+        Duration::from_secs(30),
+        || async {
+            let (placement, cond) = remembered(&ns, "web").await;
+            let want =
+                json!({"provider": "Ingress/Nginx", "affinity": "Hash", "key": "header X-User"});
+            (placement == want).then_some(cond)
+        },
+    )
+    .await;
+    assert!(first.is_none(), "a new cluster remaps nobody: {first:?}");
+
+    // A new host is not a new placement: nothing to say.
+    ns.patch_sc(
+        "web",
+        json!({"spec": {"routing": {"host": "other.example.com"}}}),
+    )
+    .await
+    .unwrap();
+    wait_for(
+        "the host change applied",
+        Duration::from_secs(30),
+        || async {
+            let sc = ns
+                .get("sessionplane.dev/v1alpha1", "SessionCluster", "web")
+                .await?;
+            (sc["status"]["observedGeneration"] == sc["metadata"]["generation"]).then_some(())
+        },
+    )
+    .await;
+    assert!(remembered(&ns, "web").await.1.is_none());
+
+    // Same header, another provider: every hashed user lands elsewhere.
+    let mut to_gateway = routing("gw-hash");
+    to_gateway["provider"]["ingress"] = Value::Null;
+    to_gateway["affinity"]["hash"] = json!({"source": "Header", "name": "X-User"});
+    ns.patch_sc("web", json!({"spec": {"routing": to_gateway}}))
+        .await
+        .unwrap();
+    let generation = ns
+        .get("sessionplane.dev/v1alpha1", "SessionCluster", "web")
+        .await
+        .unwrap()["metadata"]["generation"]
+        .clone();
+    let cond = wait_for("RoutingRemapped True", Duration::from_secs(30), || async {
+        let (placement, cond) = remembered(&ns, "web").await;
+        (placement["provider"] == "GatewayAPI")
+            .then_some(cond)
+            .flatten()
+    })
+    .await;
+    assert_eq!(cond["status"], "True", "{cond}");
+    assert_eq!(cond["reason"], "ProviderChanged", "{cond}");
+    assert_eq!(cond["observedGeneration"], generation, "{cond}");
+    let message = cond["message"].as_str().unwrap_or_default();
+    for want in [
+        "Ingress/Nginx with affinity Hash on header X-User -> GatewayAPI with affinity Hash on header X-User",
+        "remapped",
+        "strategy Client: nothing is lost",
+    ] {
+        assert!(message.contains(want), "{want:?} not in {message:?}");
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let warned = wait_for(
+        "the ProviderChanged Event",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            let notes: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("ProviderChanged")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+                .filter_map(|e| e.note)
+                .collect();
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await;
+    assert_eq!(warned, vec![message.to_owned()]);
+    assert_eq!(
+        counter(
+            &scrape(op.metrics_addr),
+            "sessionplane_operator_routing_remaps_total{reason=\"ProviderChanged\"}"
+        ),
+        1
+    );
+
+    // The next reconciles keep the condition and warn no more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ns.patch_sc("web", json!({"spec": {"frontend": {"replicas": 2}}}))
+        .await
+        .unwrap();
+    wait_for("the scale applied", Duration::from_secs(30), || async {
+        let sc = ns
+            .get("sessionplane.dev/v1alpha1", "SessionCluster", "web")
+            .await?;
+        (sc["status"]["observedGeneration"] == sc["metadata"]["generation"]).then_some(())
+    })
+    .await;
+    assert_eq!(remembered(&ns, "web").await.1, Some(cond));
+    assert_eq!(
+        counter(
+            &scrape(op.metrics_addr),
+            "sessionplane_operator_routing_remaps_total{reason=\"ProviderChanged\"}"
+        ),
+        1
+    );
+    op.stop().await.unwrap();
+    ns.cleanup().await;
+}

@@ -491,6 +491,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
             waiting: r.waiting.clone(),
         }),
     };
+    let routing = routing_update(sc, ctx).await;
     let refresh_counters = progress_due(ctx, &key_of(sc));
     status_writer::write_observed(
         &ctx.client,
@@ -499,6 +500,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         &workloads,
         ring.as_ref(),
         refresh_counters,
+        &routing,
     )
     .await?;
     let busy = ring
@@ -513,6 +515,28 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     } else {
         Reconciled::Applied
     })
+}
+
+/// Compares the routing just applied with the one remembered in the status, and warns
+/// (log, metric, Event) when the change sends users with affinity to other frontends.
+async fn routing_update(sc: &SessionCluster, ctx: &Context) -> status_writer::RoutingUpdate {
+    let placement = crate::routing_change::placement(&sc.spec.routing);
+    let remembered = sc.status.as_ref().and_then(|s| s.routing.as_ref());
+    let change = crate::routing_change::assess(remembered, &placement, sc.spec.strategy);
+    if let crate::routing_change::Change::Remapped { reason, message } = &change {
+        tracing::warn!(reason = reason.label(), %message, "routing change remaps users");
+        ctx.metrics.routing_remap(reason.label());
+        ctx.event(
+            sc,
+            EventType::Warning,
+            reason.label(),
+            "Route",
+            message.clone(),
+            None,
+        )
+        .await;
+    }
+    status_writer::RoutingUpdate { placement, change }
 }
 
 fn unix_now() -> i64 {
