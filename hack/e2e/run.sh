@@ -16,7 +16,11 @@
 #      at most (1+eps) x the minimum of partition replicas; report per phase
 #   7. strategy Client (hack/e2e/client.sh): the Client example under load while the
 #      operator rotates the cookie keyring; nobody logged out, no pod restarted
-#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 the scenario "client";
+#   8. routing and affinity through Traefik built from source, and kube-proxy's ClientIP
+#      affinity from several source addresses, with numbers; a browser through Traefik while
+#      the store resizes and the frontends scale (hack/e2e/routing.sh)
+#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 the scenario "client", 8 the
+#   scenario "routing";
 #   E2E_SCENARIOS="store client" (the default) picks and orders them.
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
@@ -202,6 +206,11 @@ for scenario in $E2E_SCENARIOS; do
       # shellcheck source=hack/e2e/client.sh
       source "$E2E_REPO/hack/e2e/client.sh"
       client_e2e
+      ;;
+    routing)
+      # shellcheck source=hack/e2e/routing.sh
+      source "$E2E_REPO/hack/e2e/routing.sh"
+      routing_e2e
       ;;
     *) fail "unknown scenario '$scenario' in E2E_SCENARIOS" ;;
   esac
