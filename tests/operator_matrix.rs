@@ -75,11 +75,35 @@ fn routings() -> Vec<Routing> {
             ),
         },
         Routing {
+            tag: "tfk-none",
+            routing: ing(json!({"mode": "None"}), "Traefik"),
+        },
+        Routing {
+            tag: "hap-ip",
+            routing: ing(json!({"mode": "ClientIP"}), "HAProxy"),
+        },
+        Routing {
+            tag: "hap-cookie",
+            routing: ing(cookie.clone(), "HAProxy"),
+        },
+        Routing {
             tag: "hap-hash",
             routing: ing(
                 json!({"mode": "Hash", "hash": {"source": "Query", "name": "uid"}}),
                 "HAProxy",
             ),
+        },
+        Routing {
+            tag: "gw-none",
+            routing: gw(json!({"mode": "None"})),
+        },
+        Routing {
+            tag: "gw-hash-header",
+            routing: gw(json!({"mode": "Hash", "hash": {"source": "Header", "name": "X-User"}})),
+        },
+        Routing {
+            tag: "gw-hash-query",
+            routing: gw(json!({"mode": "Hash", "hash": {"source": "Query", "name": "uid"}})),
         },
         Routing {
             tag: "gw-ip",
@@ -267,7 +291,7 @@ fn check(name: &str, strategy: &str, tag: &str, uid: &str, objs: &Owned) -> Vec<
         format!("HTTPRoute presence for {tag}"),
     );
     expect(
-        btp.is_some() == matches!(tag, "gw-ip" | "gw-hash"),
+        btp.is_some() == (tag == "gw-ip" || tag.starts_with("gw-hash")),
         format!("BackendTrafficPolicy presence for {tag}"),
     );
     if let Some(ing) = ingress {
@@ -338,6 +362,61 @@ fn check(name: &str, strategy: &str, tag: &str, uid: &str, objs: &Owned) -> Vec<
                 "traefik samesite".into(),
             );
         }
+        "tfk-none" => {
+            let sa = annotations(svc);
+            expect(
+                ing_ann.is_empty() && !sa.keys().any(|k| k.starts_with("traefik.")),
+                format!("no affinity annotations: {ing_ann:?} {sa:?}"),
+            );
+        }
+        "hap-ip" => expect(
+            ing_ann
+                .get("haproxy-ingress.github.io/balance-algorithm")
+                .map(String::as_str)
+                == Some("source"),
+            format!("haproxy balance: {ing_ann:?}"),
+        ),
+        "hap-cookie" => {
+            let hap = |k: &str| {
+                ing_ann
+                    .get(&format!("haproxy-ingress.github.io/{k}"))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            expect(
+                hap("affinity") == "cookie",
+                format!("haproxy affinity: {ing_ann:?}"),
+            );
+            expect(
+                hap("session-cookie-name") == "sid",
+                "haproxy cookie name".into(),
+            );
+            expect(
+                hap("session-cookie-keywords")
+                    == "indirect nocache httponly secure attr SameSite=Lax attr Max-Age=3600",
+                format!("haproxy cookie keywords: {ing_ann:?}"),
+            );
+        }
+        "gw-none" => {
+            let rule = route.map(|r| &r["spec"]["rules"][0]);
+            expect(
+                rule.is_some_and(|r| {
+                    r["sessionPersistence"].is_null() && r["backendRefs"][0]["name"] == fe.as_str()
+                }),
+                format!("a plain HTTPRoute rule: {rule:?}"),
+            );
+        }
+        "gw-hash-header" | "gw-hash-query" => {
+            let h = btp.map(|b| &b["spec"]["loadBalancer"]["consistentHash"]);
+            let ok = if tag == "gw-hash-header" {
+                h.is_some_and(|h| h["type"] == "Headers" && h["headers"][0]["name"] == "X-User")
+            } else {
+                h.is_some_and(|h| {
+                    h["type"] == "QueryParams" && h["queryParams"][0]["name"] == "uid"
+                })
+            };
+            expect(ok, format!("BackendTrafficPolicy consistentHash: {h:?}"));
+        }
         "hap-hash" => expect(
             ing_ann
                 .get("haproxy-ingress.github.io/balance-algorithm")
@@ -405,7 +484,7 @@ async fn every_strategy_affinity_and_provider_gets_its_objects() {
     let mut cases = Vec::new();
     for strategy in ["Store", "Sticky", "Replicated", "Client"] {
         for r in routings() {
-            if strategy == "Sticky" && r.tag == "svc-none" {
+            if strategy == "Sticky" && r.tag.ends_with("-none") {
                 continue; // rejected: Sticky needs affinity (tested in operator_api)
             }
             let name = format!("{}-{}", strategy.to_lowercase(), r.tag);
@@ -416,7 +495,7 @@ async fn every_strategy_affinity_and_provider_gets_its_objects() {
             cases.push((name, strategy, r.tag, created.metadata.uid.unwrap()));
         }
     }
-    assert_eq!(cases.len(), 39);
+    assert_eq!(cases.len(), 16 * 4 - 3);
 
     // Wait until every one is reconciled, then check each.
     wait_for(
