@@ -21,7 +21,7 @@
 #      the store resizes and the frontends scale (hack/e2e/routing.sh)
 #   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 the scenario "client", 8 the
 #   scenario "routing";
-#   E2E_SCENARIOS="store client" (the default) picks and orders them.
+#   E2E_SCENARIOS="store client routing" (the default) picks and orders them.
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -194,7 +194,7 @@ check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator repl
 # --- scenarios -------------------------------------------------------------------------------
 # Each scenario is a function in its own file, run against the same cluster and operator.
 # E2E_SCENARIOS picks and orders them (e.g. E2E_SCENARIOS=client to run one alone).
-E2E_SCENARIOS=${E2E_SCENARIOS:-store client}
+E2E_SCENARIOS=${E2E_SCENARIOS:-store client routing}
 for scenario in $E2E_SCENARIOS; do
   case $scenario in
     store)
