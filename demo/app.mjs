@@ -98,10 +98,19 @@ async function endSession(req, res) {
   res.clearCookie(COOKIE_NAME, { path: "/" });
 }
 
+/** The response header naming the pod that answered. */
+export const SERVED_BY_HEADER = "X-Served-By";
+
 export function createApp(config, client) {
   const info = { pod: config.podName, strategy: config.strategy };
   const app = express();
   app.disable("x-powered-by");
+  // Which pod answered, on every response: how the routing tests (hack/e2e/routing.sh) see
+  // where a proxy's affinity sent each request.
+  app.use((req, res, next) => {
+    res.set(SERVED_BY_HEADER, config.podName);
+    next();
+  });
 
   // Health checks come before the session middleware: they never touch a session.
   app.get("/healthz", (req, res) => res.type("text/plain").send("ok\n"));

@@ -11,9 +11,11 @@
 #   7. a bounded fuzzing run of the RESP parser
 #   8. end to end on a single-node cluster (kubelet, containerd, runc, CNI, kube-proxy,
 #      CoreDNS): the chart, the Store example with the demo frontend, a headless browser, and
-#      50 users staying logged in while frontends scale 3 -> 6 -> 2 and pods are deleted
+#      50 users staying logged in while frontends scale 3 -> 6 -> 2 and pods are deleted;
+#      the Client scenario; every affinity mode through Traefik with numbers and a browser
 # Everything it starts is stopped on exit. A fresh machine also pays the one-off builds of
-# Kubernetes, etcd, helm, containerd and CoreDNS (cached by version under ~/.cache/sessionplane).
+# Kubernetes, etcd, helm, containerd, CoreDNS and Traefik (cached by version under
+# ~/.cache/sessionplane).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"

@@ -75,11 +75,35 @@ fn routings() -> Vec<Routing> {
             ),
         },
         Routing {
+            tag: "tfk-none",
+            routing: ing(json!({"mode": "None"}), "Traefik"),
+        },
+        Routing {
+            tag: "hap-ip",
+            routing: ing(json!({"mode": "ClientIP"}), "HAProxy"),
+        },
+        Routing {
+            tag: "hap-cookie",
+            routing: ing(cookie.clone(), "HAProxy"),
+        },
+        Routing {
             tag: "hap-hash",
             routing: ing(
                 json!({"mode": "Hash", "hash": {"source": "Query", "name": "uid"}}),
                 "HAProxy",
             ),
+        },
+        Routing {
+            tag: "gw-none",
+            routing: gw(json!({"mode": "None"})),
+        },
+        Routing {
+            tag: "gw-hash-header",
+            routing: gw(json!({"mode": "Hash", "hash": {"source": "Header", "name": "X-User"}})),
+        },
+        Routing {
+            tag: "gw-hash-query",
+            routing: gw(json!({"mode": "Hash", "hash": {"source": "Query", "name": "uid"}})),
         },
         Routing {
             tag: "gw-ip",
@@ -267,7 +291,7 @@ fn check(name: &str, strategy: &str, tag: &str, uid: &str, objs: &Owned) -> Vec<
         format!("HTTPRoute presence for {tag}"),
     );
     expect(
-        btp.is_some() == matches!(tag, "gw-ip" | "gw-hash"),
+        btp.is_some() == (tag == "gw-ip" || tag.starts_with("gw-hash")),
         format!("BackendTrafficPolicy presence for {tag}"),
     );
     if let Some(ing) = ingress {
@@ -338,6 +362,61 @@ fn check(name: &str, strategy: &str, tag: &str, uid: &str, objs: &Owned) -> Vec<
                 "traefik samesite".into(),
             );
         }
+        "tfk-none" => {
+            let sa = annotations(svc);
+            expect(
+                ing_ann.is_empty() && !sa.keys().any(|k| k.starts_with("traefik.")),
+                format!("no affinity annotations: {ing_ann:?} {sa:?}"),
+            );
+        }
+        "hap-ip" => expect(
+            ing_ann
+                .get("haproxy-ingress.github.io/balance-algorithm")
+                .map(String::as_str)
+                == Some("source"),
+            format!("haproxy balance: {ing_ann:?}"),
+        ),
+        "hap-cookie" => {
+            let hap = |k: &str| {
+                ing_ann
+                    .get(&format!("haproxy-ingress.github.io/{k}"))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            expect(
+                hap("affinity") == "cookie",
+                format!("haproxy affinity: {ing_ann:?}"),
+            );
+            expect(
+                hap("session-cookie-name") == "sid",
+                "haproxy cookie name".into(),
+            );
+            expect(
+                hap("session-cookie-keywords")
+                    == "indirect nocache httponly secure attr SameSite=Lax attr Max-Age=3600",
+                format!("haproxy cookie keywords: {ing_ann:?}"),
+            );
+        }
+        "gw-none" => {
+            let rule = route.map(|r| &r["spec"]["rules"][0]);
+            expect(
+                rule.is_some_and(|r| {
+                    r["sessionPersistence"].is_null() && r["backendRefs"][0]["name"] == fe.as_str()
+                }),
+                format!("a plain HTTPRoute rule: {rule:?}"),
+            );
+        }
+        "gw-hash-header" | "gw-hash-query" => {
+            let h = btp.map(|b| &b["spec"]["loadBalancer"]["consistentHash"]);
+            let ok = if tag == "gw-hash-header" {
+                h.is_some_and(|h| h["type"] == "Headers" && h["headers"][0]["name"] == "X-User")
+            } else {
+                h.is_some_and(|h| {
+                    h["type"] == "QueryParams" && h["queryParams"][0]["name"] == "uid"
+                })
+            };
+            expect(ok, format!("BackendTrafficPolicy consistentHash: {h:?}"));
+        }
         "hap-hash" => expect(
             ing_ann
                 .get("haproxy-ingress.github.io/balance-algorithm")
@@ -405,7 +484,7 @@ async fn every_strategy_affinity_and_provider_gets_its_objects() {
     let mut cases = Vec::new();
     for strategy in ["Store", "Sticky", "Replicated", "Client"] {
         for r in routings() {
-            if strategy == "Sticky" && r.tag == "svc-none" {
+            if strategy == "Sticky" && r.tag.ends_with("-none") {
                 continue; // rejected: Sticky needs affinity (tested in operator_api)
             }
             let name = format!("{}-{}", strategy.to_lowercase(), r.tag);
@@ -416,7 +495,7 @@ async fn every_strategy_affinity_and_provider_gets_its_objects() {
             cases.push((name, strategy, r.tag, created.metadata.uid.unwrap()));
         }
     }
-    assert_eq!(cases.len(), 39);
+    assert_eq!(cases.len(), 16 * 4 - 3);
 
     // Wait until every one is reconciled, then check each.
     wait_for(
@@ -522,17 +601,7 @@ async fn every_example_reconciles() {
         names.push(name);
     }
     for name in &names {
-        let sc = wait_for(
-            &format!("{name} reconciled"),
-            Duration::from_secs(120),
-            || async {
-                let sc = ns
-                    .get("sessionplane.dev/v1alpha1", "SessionCluster", name)
-                    .await?;
-                (sc["status"]["observedGeneration"] == sc["metadata"]["generation"]).then_some(sc)
-            },
-        )
-        .await;
+        let sc = reconciled(&ns, name, Duration::from_secs(120)).await;
         assert_ne!(sc["status"]["phase"], "Invalid", "{name}: {}", sc["status"]);
         assert_ne!(
             sc["status"]["phase"], "Degraded",
@@ -652,6 +721,150 @@ async fn routing_and_strategy_changes_are_followed_and_pruned() {
             "Secret/web-keyring",
             "Service/web-frontend"
         ],
+    );
+    op.stop().await.unwrap();
+    ns.cleanup().await;
+}
+
+/// The SessionCluster once its status describes its current generation.
+async fn reconciled(ns: &TestNs, name: &str, timeout: Duration) -> Value {
+    wait_for(&format!("{name} reconciled"), timeout, || async {
+        let sc = ns
+            .get("sessionplane.dev/v1alpha1", "SessionCluster", name)
+            .await?;
+        (sc["status"]["observedGeneration"] == sc["metadata"]["generation"]).then_some(sc)
+    })
+    .await
+}
+
+/// The routing placement the operator remembers in the status, and the RoutingRemapped
+/// condition with its observedGeneration and message.
+async fn remembered(ns: &TestNs, name: &str) -> (Value, Option<Value>) {
+    let sc = ns
+        .get("sessionplane.dev/v1alpha1", "SessionCluster", name)
+        .await
+        .unwrap_or_default();
+    let cond = sc["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "RoutingRemapped").cloned());
+    (sc["status"]["routing"].clone(), cond)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routing_change_that_remaps_hashed_users_is_warned() {
+    let client = client().await;
+    ensure_crd(&client).await;
+    let ns = TestNs::new(&client, "op-remap").await;
+    let op = start_leader(&client, &ns.name).await;
+    let routing = |tag: &str| {
+        routings()
+            .into_iter()
+            .find(|r| r.tag == tag)
+            .unwrap()
+            .routing
+    };
+    ns.create_sc("web", spec_for("Client", &routing("ngx-hash")))
+        .await
+        .unwrap();
+    let first = wait_for(
+        "the placement remembered",
+        Duration::from_secs(30),
+        || async {
+            let (placement, cond) = remembered(&ns, "web").await;
+            let want =
+                json!({"provider": "Ingress/Nginx", "affinity": "Hash", "key": "header X-User"});
+            (placement == want).then_some(cond)
+        },
+    )
+    .await;
+    assert!(first.is_none(), "a new cluster remaps nobody: {first:?}");
+
+    // A new host is not a new placement: nothing to say.
+    ns.patch_sc(
+        "web",
+        json!({"spec": {"routing": {"host": "other.example.com"}}}),
+    )
+    .await
+    .unwrap();
+    reconciled(&ns, "web", Duration::from_secs(30)).await;
+    assert!(remembered(&ns, "web").await.1.is_none());
+
+    // Same header, another provider: every hashed user lands elsewhere.
+    let mut to_gateway = routing("gw-hash");
+    to_gateway["provider"]["ingress"] = Value::Null;
+    to_gateway["affinity"]["hash"] = json!({"source": "Header", "name": "X-User"});
+    ns.patch_sc("web", json!({"spec": {"routing": to_gateway}}))
+        .await
+        .unwrap();
+    let generation = ns
+        .get("sessionplane.dev/v1alpha1", "SessionCluster", "web")
+        .await
+        .unwrap()["metadata"]["generation"]
+        .clone();
+    let cond = wait_for("RoutingRemapped True", Duration::from_secs(30), || async {
+        let (placement, cond) = remembered(&ns, "web").await;
+        (placement["provider"] == "GatewayAPI")
+            .then_some(cond)
+            .flatten()
+    })
+    .await;
+    assert_eq!(cond["status"], "True", "{cond}");
+    assert_eq!(cond["reason"], "ProviderChanged", "{cond}");
+    assert_eq!(cond["observedGeneration"], generation, "{cond}");
+    let message = cond["message"].as_str().unwrap_or_default();
+    for want in [
+        "Ingress/Nginx with affinity Hash on header X-User -> GatewayAPI with affinity Hash on header X-User",
+        "remapped",
+        "strategy Client: nothing is lost",
+    ] {
+        assert!(message.contains(want), "{want:?} not in {message:?}");
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
+    let warned = wait_for(
+        "the ProviderChanged Event",
+        Duration::from_secs(30),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            let notes: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("ProviderChanged")
+                        && e.type_.as_deref() == Some("Warning")
+                })
+                .filter_map(|e| e.note)
+                .collect();
+            (!notes.is_empty()).then_some(notes)
+        },
+    )
+    .await;
+    assert_eq!(warned, vec![message.to_owned()]);
+    assert_eq!(
+        counter(
+            &scrape(op.metrics_addr),
+            "sessionplane_operator_routing_remaps_total{reason=\"ProviderChanged\"}"
+        ),
+        1
+    );
+
+    // The next reconciles keep the condition and warn no more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ns.patch_sc("web", json!({"spec": {"frontend": {"replicas": 2}}}))
+        .await
+        .unwrap();
+    reconciled(&ns, "web", Duration::from_secs(30)).await;
+    // (A reconcile that still saw the old status in its cache may have set the condition a
+    // second later: the time is not compared.)
+    let kept = remembered(&ns, "web").await.1.unwrap_or_default();
+    for field in ["status", "reason", "message", "observedGeneration"] {
+        assert_eq!(kept[field], cond[field], "{field}: {kept}");
+    }
+    assert_eq!(
+        counter(
+            &scrape(op.metrics_addr),
+            "sessionplane_operator_routing_remaps_total{reason=\"ProviderChanged\"}"
+        ),
+        1
     );
     op.stop().await.unwrap();
     ns.cleanup().await;

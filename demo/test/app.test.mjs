@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import net from "node:net";
-import { createApp, COOKIE_NAME } from "../app.mjs";
+import { createApp, COOKIE_NAME, SERVED_BY_HEADER } from "../app.mjs";
 import { loadConfig, storeUrl, redactedUrl } from "../config.mjs";
 import { createStoreClient, connectInBackground, backoffMs } from "../store.mjs";
 
@@ -138,6 +138,14 @@ test("API answers say how long the session read and write took (Server-Timing)",
   assert.ok(Number(m[1]) >= 0 && Number(m[2]) > 0, timing);
   res = await fetch(`${a.base}/api/me`, { headers: { cookie } });
   assert.match(res.headers.get("server-timing") ?? "", /^session-read;dur=\d+\.\d{3}$/, "a read has no write");
+});
+
+test("every response names the pod that answered", async () => {
+  const a = await startApp("pod-served-a");
+  const b = await startApp("pod-served-b");
+  assert.equal((await fetch(`${a.base}/healthz`)).headers.get(SERVED_BY_HEADER), "pod-served-a");
+  assert.equal((await fetch(`${b.base}/`)).headers.get(SERVED_BY_HEADER), "pod-served-b");
+  assert.equal((await fetch(`${b.base}/api/me`)).headers.get(SERVED_BY_HEADER), "pod-served-b");
 });
 
 test("HTML form flow: login page, login, increment, logout", async () => {

@@ -19,8 +19,12 @@
 #   8. strategy Sticky (hack/e2e/sticky.sh): the Sticky example (agents in the frontend
 #      pods, replicationFactor 1) under load while the frontends scale 3 -> 6 -> 2 and a
 #      frontend pod is deleted; every session handed off, nobody logged out, no write lost
-#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 "client", 8 "sticky";
-#   E2E_SCENARIOS="store client sticky" (the default) picks and orders them.
+#   9. routing and affinity through Traefik built from source, and kube-proxy's ClientIP
+#      affinity from several source addresses, with numbers; a browser through Traefik while
+#      the store resizes and the frontends scale (hack/e2e/routing.sh)
+#   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 "client", 8 "sticky",
+#   9 "routing"; "replicated" (hack/e2e/replicated.sh) runs when named.
+#   E2E_SCENARIOS="store client sticky routing" (the default) picks and orders them.
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -193,7 +197,7 @@ check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator repl
 # --- scenarios -------------------------------------------------------------------------------
 # Each scenario is a function in its own file, run against the same cluster and operator.
 # E2E_SCENARIOS picks and orders them (e.g. E2E_SCENARIOS=client to run one alone).
-E2E_SCENARIOS=${E2E_SCENARIOS:-store client sticky}
+E2E_SCENARIOS=${E2E_SCENARIOS:-store client sticky routing}
 for scenario in $E2E_SCENARIOS; do
   case $scenario in
     store)
@@ -215,6 +219,11 @@ for scenario in $E2E_SCENARIOS; do
       # shellcheck source=hack/e2e/sticky.sh
       source "$E2E_REPO/hack/e2e/sticky.sh"
       sticky_e2e
+      ;;
+    routing)
+      # shellcheck source=hack/e2e/routing.sh
+      source "$E2E_REPO/hack/e2e/routing.sh"
+      routing_e2e
       ;;
     *) fail "unknown scenario '$scenario' in E2E_SCENARIOS" ;;
   esac

@@ -5,11 +5,14 @@
 #   coredns                                    go install from the Go module proxy
 #   pause image                                build/pause/linux/pause.c of the kubernetes module, gcc -static
 #   coredns image                              the coredns binary in a one-layer OCI tarball
+#   traefik + its image (only `build.sh traefik`) go build of the released module (its go.mod
+#                                              has replace directives, so go install cannot)
 #   runc, CNI plugins, iptables, conntrack, socat   Debian packages (apt-get, only when missing)
 # Present pieces are skipped, so this is cheap to call before every up.
 #
 #   hack/node/build.sh [all]   build whatever is missing
 #   hack/node/build.sh debs    install the Debian packages only
+#   hack/node/build.sh traefik build Traefik and its image if missing (hack/e2e/routing.sh)
 #   hack/node/build.sh paths   print the cache locations as shell variables
 set -euo pipefail
 # shellcheck source=hack/node/lib.sh
@@ -94,6 +97,35 @@ build_coredns_image() {
     --entrypoint /coredns --user 65532:65532 --file "/coredns=$COREDNS_BIN/coredns"
 }
 
+# Traefik's go.mod replaces modules (one with a local path), which `go install pkg@version`
+# refuses; building inside a copy of the released module source honours them. The version
+# string upstream sets with -X is set the same way, so /api/version and the logs tell it.
+build_traefik() {
+  local m=github.com/traefik/traefik/v3 src tmp=$TRAEFIK_BIN.tmp work=$CACHE/src/traefik-$TRAEFIK_VERSION
+  src=$(cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json "$m@$TRAEFIK_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$work" "$tmp" && mkdir -p "$tmp" "$CACHE/src"
+  cp -r "$src" "$work" && chmod -R u+w "$work"
+  (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=readonly "${NICE[@]}" go build -trimpath \
+    -ldflags "-s -w -X $m/pkg/version.Version=$TRAEFIK_VERSION -X $m/pkg/version.Codename=sessionplane" \
+    -o "$tmp/traefik" ./cmd/traefik)
+  rm -rf "$work" "$TRAEFIK_BIN" && mv "$tmp" "$TRAEFIK_BIN"
+}
+
+build_traefik_image() {
+  python3 "$NODE_REPO/hack/node/oci_pack.py" --ref "$TRAEFIK_REF" --out "$TRAEFIK_TAR" \
+    --entrypoint /traefik --user 65532:65532 --file "/traefik=$TRAEFIK_BIN/traefik"
+}
+
+build_traefik_all() {
+  mkdir -p "$CACHE" "$IMAGES"
+  # Its own lock: a long Traefik build must not hold up another `up`'s node components.
+  exec 8>"$CACHE/traefik-build.lock"
+  flock 8
+  [[ -x $TRAEFIK_BIN/traefik ]] || timed "traefik-$TRAEFIK_VERSION" build_traefik
+  [[ -f $TRAEFIK_TAR ]] || build_traefik_image
+}
+
 build_all() {
   local start=$SECONDS
   mkdir -p "$CACHE" "$IMAGES"
@@ -112,9 +144,10 @@ node_k8s_paths
 case ${1:-all} in
   all) build_all ;;
   debs) install_debs ;;
+  traefik) build_traefik_all ;;
   paths)
-    printf 'CONTAINERD_BIN=%q\nCOREDNS_BIN=%q\nPAUSE_TAR=%q\nPAUSE_REF=%q\nCOREDNS_TAR=%q\nCOREDNS_REF=%q\n' \
-      "$CONTAINERD_BIN" "$COREDNS_BIN" "$PAUSE_TAR" "$PAUSE_REF" "$COREDNS_TAR" "$COREDNS_REF"
+    printf 'CONTAINERD_BIN=%q\nCOREDNS_BIN=%q\nPAUSE_TAR=%q\nPAUSE_REF=%q\nCOREDNS_TAR=%q\nCOREDNS_REF=%q\nTRAEFIK_BIN=%q\nTRAEFIK_TAR=%q\nTRAEFIK_REF=%q\n' \
+      "$CONTAINERD_BIN" "$COREDNS_BIN" "$PAUSE_TAR" "$PAUSE_REF" "$COREDNS_TAR" "$COREDNS_REF" "$TRAEFIK_BIN" "$TRAEFIK_TAR" "$TRAEFIK_REF"
     ;;
-  *) sed -n '10,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '13,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -12,6 +12,8 @@ NODE_STATE=$STATE/node
 CONTAINERD_VERSION=v2.2.9
 COREDNS_VERSION=v1.14.7
 PAUSE_VERSION=3.10.1
+# The ingress controller of the routing scenario (hack/e2e/routing.sh), built from source.
+TRAEFIK_VERSION=v3.6.12
 
 CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
 COREDNS_BIN=$CACHE/coredns-$COREDNS_VERSION/bin
@@ -22,6 +24,9 @@ PAUSE_REF=localhost/sessionplane/pause:$PAUSE_VERSION
 PAUSE_TAR=$IMAGES/pause-$PAUSE_VERSION.tar
 COREDNS_REF=localhost/sessionplane/coredns:$COREDNS_VERSION
 COREDNS_TAR=$IMAGES/coredns-$COREDNS_VERSION.tar
+TRAEFIK_BIN=$CACHE/traefik-$TRAEFIK_VERSION/bin
+TRAEFIK_REF=localhost/sessionplane/traefik:$TRAEFIK_VERSION
+TRAEFIK_TAR=$IMAGES/traefik-$TRAEFIK_VERSION.tar
 
 # Addresses. Pods live on one local bridge; the bridge's address doubles as the node IP, so
 # nothing the node serves is bound to the host's real interfaces.

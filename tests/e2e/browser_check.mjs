@@ -3,15 +3,23 @@
 // page says "Logged in as <user>" with counter 3; it saves screenshots of the login page
 // and of the counter page. Needs `chromium` and Node's WebSocket
 // (run with: node --experimental-websocket browser_check.mjs URL [SCREENSHOT_DIR]).
+// With BROWSER_CLICK_UNTIL=<file> it keeps clicking +1 after the first three, checking the
+// page after every click (still logged in, counter one more), until that file exists: the
+// caller changes the cluster meanwhile (hack/e2e/routing.sh resizes the store and scales the
+// frontends). It prints the frontend pods the page named, and the screenshot of the counter
+// page is taken after the last reload.
 // Prints "BROWSER CHECK OK" and exits 0 when the page behaved.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
 const url = process.argv[2] ?? "http://127.0.0.1:8080";
 const shots = process.argv[3] ?? tmpdir();
 const user = `browser-${process.pid}`;
+const clickUntil = process.env.BROWSER_CLICK_UNTIL;
+// Bounds the clicking when the caller never says stop.
+const MAX_CLICKS = 2000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function devtoolsPage(port) {
@@ -87,14 +95,31 @@ async function main() {
     if (!/Log in/.test(await text())) throw new Error("the first page is not the login page");
     await shot("demo-login.png");
     await act(`document.querySelector('input[name=username]').value = ${JSON.stringify(user)}; document.querySelector('form').submit()`);
-    for (let i = 0; i < 3; i++) await act("document.querySelector('form[action=\"/increment\"]').submit()");
+    const value = async (id) =>
+      (await cdp.send("Runtime.evaluate", { expression: `document.getElementById('${id}')?.textContent`, returnByValue: true })).result.value;
+    const click = () => act("document.querySelector('form[action=\"/increment\"]').submit()");
+    for (let i = 0; i < 3; i++) await click();
+    let want = 3;
+    const pods = new Set();
+    if (clickUntil) {
+      while (!existsSync(clickUntil) && want < MAX_CLICKS) {
+        await click();
+        want += 1;
+        const [body, counter, pod] = [await text(), await value("counter"), await value("pod")];
+        if (!body.includes(`Logged in as ${user}`)) throw new Error(`not logged in after click ${want}: ${body.slice(0, 200)}`);
+        if (counter !== String(want)) throw new Error(`counter shows ${counter} after click ${want}`);
+        pods.add(pod);
+        await sleep(200);
+      }
+    }
     await act("location.reload()");
     const body = await text();
     if (!body.includes(`Logged in as ${user}`)) throw new Error(`not logged in after reload: ${body.slice(0, 200)}`);
-    const counter = (await cdp.send("Runtime.evaluate", { expression: "document.getElementById('counter').textContent", returnByValue: true })).result.value;
-    if (counter !== "3") throw new Error(`counter shows ${counter}, want 3`);
+    const counter = await value("counter");
+    if (counter !== String(want)) throw new Error(`counter shows ${counter}, want ${want}`);
     await shot("demo-counter.png");
-    console.log(`BROWSER CHECK OK: logged in as ${user}, counter 3 after three clicks and a reload`);
+    const where = pods.size ? `, answered by ${[...pods].join(" ")}` : "";
+    console.log(`BROWSER CHECK OK: logged in as ${user}, counter ${want} after ${want} clicks and a reload${where}`);
   } finally {
     cdp.close();
     chrome.kill("SIGKILL");

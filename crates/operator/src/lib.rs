@@ -9,6 +9,7 @@ pub mod keyring;
 pub mod leader;
 pub mod metrics;
 pub mod ring_driver;
+pub mod routing_change;
 pub mod runtime;
 pub mod status;
 pub mod validate;

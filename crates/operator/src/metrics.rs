@@ -31,12 +31,18 @@ pub struct Metrics {
     ring_epochs: Family<StepLabels, Counter>,
     ring_learning: Gauge,
     keyring_steps: Family<StepLabels, Counter>,
+    routing_remaps: Family<ReasonLabels, Counter>,
     ring_promotions: Counter,
     ring_nodes_down: Gauge,
     ring_unavailable: Gauge,
     migration_sessions: Counter,
     migration_bytes: Counter,
     migration_duration: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +67,7 @@ impl Metrics {
         let ring_epochs = Family::<StepLabels, Counter>::default();
         let ring_learning = Gauge::default();
         let keyring_steps = Family::<StepLabels, Counter>::default();
+        let routing_remaps = Family::<ReasonLabels, Counter>::default();
         let ring_promotions = Counter::default();
         let ring_nodes_down = Gauge::default();
         let ring_unavailable = Gauge::default();
@@ -107,6 +114,11 @@ impl Metrics {
             keyring_steps.clone(),
         );
         registry.register(
+            "routing_remaps",
+            "Routing changes that sent every user with affinity to another frontend, by reason (ProviderChanged, AffinityKeyChanged)",
+            routing_remaps.clone(),
+        );
+        registry.register(
             "ring_promotions",
             "Partition primaries handed to a proven replica because their primary was down",
             ring_promotions.clone(),
@@ -140,6 +152,7 @@ impl Metrics {
         );
         Metrics {
             keyring_steps,
+            routing_remaps,
             ring_epochs,
             ring_learning,
             ring_promotions,
@@ -179,6 +192,13 @@ impl Metrics {
     /// Counts one cookie-keyring rotation step.
     pub fn keyring_step(&self, step: &'static str) {
         self.keyring_steps.get_or_create(&StepLabels { step }).inc();
+    }
+
+    /// Counts one routing change that remapped users (routing_change::Reason::label).
+    pub fn routing_remap(&self, reason: &'static str) {
+        self.routing_remaps
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// Partition replicas still being copied in the SessionCluster last reconciled.

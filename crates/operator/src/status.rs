@@ -7,7 +7,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Condition, Phase, CONDITION_MIGRATING};
+use crate::api::{Condition, Phase, CONDITION_MIGRATING, CONDITION_ROUTING_REMAPPED};
+use crate::routing_change::Change;
 use serde_json::Value;
 
 pub use crate::api::{
@@ -285,6 +286,35 @@ pub fn failed(
                 now,
             ),
         ],
+    }
+}
+
+/// The RoutingRemapped condition after comparing the remembered routing with the spec's:
+/// set by a change (True when it remapped users), carried over while nothing changes.
+pub fn routing_remapped(
+    previous: &[Condition],
+    change: &Change,
+    generation: i64,
+    now: &Time,
+) -> Option<Condition> {
+    let cond = |status: bool, reason: &str, message: &str| {
+        transition(
+            previous,
+            CONDITION_ROUTING_REMAPPED,
+            status,
+            reason,
+            message.to_owned(),
+            Some(generation),
+            now,
+        )
+    };
+    match change {
+        Change::First | Change::Unchanged => previous
+            .iter()
+            .find(|c| c.type_ == CONDITION_ROUTING_REMAPPED)
+            .cloned(),
+        Change::Harmless { message } => Some(cond(false, "NoPlacementLost", message)),
+        Change::Remapped { reason, message } => Some(cond(true, reason.label(), message)),
     }
 }
 

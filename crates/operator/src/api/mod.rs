@@ -19,8 +19,9 @@ pub use routing::{
     IngressSpec, ParentRef, ProviderSpec, ProviderType, RoutingSpec, SameSite,
 };
 pub use status::{
-    Condition, FrontendStatus, MigrationStatus, Phase, RingStatus, SessionClusterStatus,
-    StoreStatus, CONDITION_DEGRADED, CONDITION_MIGRATING, CONDITION_PROGRESSING, CONDITION_READY,
+    Condition, FrontendStatus, MigrationStatus, Phase, RingStatus, RoutingStatus,
+    SessionClusterStatus, StoreStatus, CONDITION_DEGRADED, CONDITION_MIGRATING,
+    CONDITION_PROGRESSING, CONDITION_READY, CONDITION_ROUTING_REMAPPED,
 };
 pub use store::{Fsync, PersistenceSpec, StoreSpec};
 pub use strategy::{ClientSpec, Propagation, ReplicatedSpec, SessionsSpec, StickySpec, Strategy};

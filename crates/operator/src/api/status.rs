@@ -14,6 +14,9 @@ pub const CONDITION_PROGRESSING: &str = "Progressing";
 pub const CONDITION_DEGRADED: &str = "Degraded";
 /// Condition type: partitions are moving between store nodes.
 pub const CONDITION_MIGRATING: &str = "Migrating";
+/// Condition type: the last change of spec.routing sent users with affinity to other
+/// frontends (True, with what happens to their sessions) or kept them (False).
+pub const CONDITION_ROUTING_REMAPPED: &str = "RoutingRemapped";
 
 /// Observed state of a SessionCluster.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
@@ -23,7 +26,7 @@ pub struct SessionClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Ready, Progressing, Degraded and Migrating, one entry per type.
+    /// Ready, Progressing, Degraded, Migrating and RoutingRemapped, one entry per type.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -48,6 +51,28 @@ pub struct SessionClusterStatus {
     /// operator restart resumes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<MigrationStatus>,
+
+    /// The routing placement last applied, remembered so that a change of provider or
+    /// affinity key is recognised as remapping users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingStatus>,
+}
+
+/// Which proxy places users on frontends, and by what.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingStatus {
+    /// Service, Ingress/<dialect> or GatewayAPI.
+    #[serde(default)]
+    pub provider: String,
+
+    /// None, ClientIP, Cookie or Hash.
+    #[serde(default)]
+    pub affinity: String,
+
+    /// What the placement is keyed on (for example "header X-User"); empty for None.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
 }
 
 /// One condition, in the shape of metav1.Condition.

@@ -23,6 +23,7 @@ pub use config::config_hash;
 pub use labels::{
     frontend_selector, labels_for, selector_for, Component, CLUSTER_LABEL, MANAGED_BY,
 };
+pub use routing::DEFAULT_COOKIE_NAME;
 
 /// Container port of the Redis protocol (store nodes and agents).
 pub const REDIS_PORT: i32 = 6379;

@@ -86,6 +86,9 @@ pub struct Context {
     progress_written: Mutex<HashMap<String, Instant>>,
     /// Per object, the copy counters last seen (epoch, sessions, bytes), for the metrics.
     copied_seen: Mutex<HashMap<String, (u64, u64, u64)>>,
+    /// Per object, the routing placement last warned about: a reconcile that still sees the
+    /// old status in the cache must not warn about the same change again.
+    remaps_warned: Mutex<HashMap<String, crate::api::RoutingStatus>>,
 }
 
 impl Context {
@@ -105,6 +108,7 @@ impl Context {
             failover: config.failover,
             health: Arc::new(HealthBook::default()),
             failures: Mutex::new(HashMap::new()),
+            remaps_warned: Mutex::new(HashMap::new()),
             progress_written: Mutex::new(HashMap::new()),
             copied_seen: Mutex::new(HashMap::new()),
         }
@@ -509,6 +513,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
             waiting: r.waiting.clone(),
         }),
     };
+    let routing = routing_update(sc, ctx).await;
     let refresh_counters = progress_due(ctx, &key_of(sc));
     status_writer::write_observed(
         &ctx.client,
@@ -517,6 +522,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
         &workloads,
         ring.as_ref(),
         refresh_counters,
+        &routing,
     )
     .await?;
     let busy = ring
@@ -531,6 +537,37 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     } else {
         Reconciled::Applied
     })
+}
+
+/// Compares the routing just applied with the one remembered in the status, and warns
+/// (log, metric, Event) when the change sends users with affinity to other frontends.
+async fn routing_update(sc: &SessionCluster, ctx: &Context) -> status_writer::RoutingUpdate {
+    let placement = crate::routing_change::placement(&sc.spec.routing);
+    let remembered = sc.status.as_ref().and_then(|s| s.routing.as_ref());
+    let change = crate::routing_change::assess(remembered, &placement, sc.spec.strategy);
+    let first_warning = |p: &crate::api::RoutingStatus| {
+        lock(&ctx.remaps_warned)
+            .insert(key_of(sc), p.clone())
+            .as_ref()
+            != Some(p)
+    };
+    if let crate::routing_change::Change::Remapped { reason, message } = &change {
+        if !first_warning(&placement) {
+            return status_writer::RoutingUpdate { placement, change };
+        }
+        tracing::warn!(reason = reason.label(), %message, "routing change remaps users");
+        ctx.metrics.routing_remap(reason.label());
+        ctx.event(
+            sc,
+            EventType::Warning,
+            reason.label(),
+            "Route",
+            message.clone(),
+            None,
+        )
+        .await;
+    }
+    status_writer::RoutingUpdate { placement, change }
 }
 
 fn unix_now() -> i64 {

@@ -9,13 +9,20 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use crate::api::{
-    FrontendStatus, MigrationStatus, Phase, RingStatus, SessionCluster, SessionClusterStatus,
-    StoreStatus,
+    FrontendStatus, MigrationStatus, Phase, RingStatus, RoutingStatus, SessionCluster,
+    SessionClusterStatus, StoreStatus,
 };
 use crate::controller::apply::FIELD_MANAGER;
 use crate::error::Error;
 use crate::ring_driver::RingReport;
+use crate::routing_change::Change;
 use crate::status::{self, Observation, Role, Workload, DEGRADED};
+
+/// The routing placement this reconcile applied, and how it compares with the remembered one.
+pub struct RoutingUpdate {
+    pub placement: RoutingStatus,
+    pub change: Change,
+}
 
 /// Status after a successful apply, from the live workloads.
 pub async fn write_observed(
@@ -25,10 +32,19 @@ pub async fn write_observed(
     workloads: &[(Workload, Value)],
     ring: Option<&RingReport>,
     refresh_counters: bool,
+    routing: &RoutingUpdate,
 ) -> Result<(), Error> {
     let previous = sc.status.clone().unwrap_or_default();
-    let summary = status::summarize(obs, &previous.conditions, &now());
+    let now = now();
+    let summary = status::summarize(obs, &previous.conditions, &now);
     let mut next = observed_status(&previous, obs.generation, summary, workloads);
+    next.routing = Some(routing.placement.clone());
+    next.conditions.extend(status::routing_remapped(
+        &previous.conditions,
+        &routing.change,
+        obs.generation,
+        &now,
+    ));
     if let Some(r) = ring {
         next.ring = Some(ring_status(r));
         next.migration = migration_status(previous.migration.as_ref(), r, refresh_counters);
@@ -178,6 +194,7 @@ pub fn observed_status(
         ring,
         phase: Some(summary.phase),
         migration: previous.migration.clone(),
+        routing: previous.routing.clone(),
     }
 }
 
