@@ -198,7 +198,11 @@ check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator repl
 # Each scenario is a function in its own file, run against the same cluster and operator.
 # E2E_SCENARIOS picks and orders them (e.g. E2E_SCENARIOS=client to run one alone).
 E2E_SCENARIOS=${E2E_SCENARIOS:-store client sticky routing}
+E2E_DEFAULT_NS=$E2E_NS E2E_DEFAULT_SC=$E2E_SC E2E_DEFAULT_EXAMPLE=$E2E_EXAMPLE
 for scenario in $E2E_SCENARIOS; do
+  # Each scenario starts from lib.sh's defaults (the Store example); some repoint them, and
+  # the next one must not inherit that (routing after sticky applied the Sticky example).
+  E2E_NS=$E2E_DEFAULT_NS E2E_SC=$E2E_DEFAULT_SC E2E_EXAMPLE=$E2E_DEFAULT_EXAMPLE
   case $scenario in
     store)
       # shellcheck source=hack/e2e/store.sh
