@@ -139,8 +139,7 @@ compare_one() { # strategy
   e2e_log "$s: 3 frontends and $stores store pods Ready"
 
   ip=$(k -n "$E2E_NS" get service "$(e2e_frontend_service)" -o jsonpath='{.spec.clusterIP}')
-  # Ready pods are endpoints a moment before kube-proxy routes to them.
-  e2e_wait "the frontend Service answering" 30 curl -sf -o /dev/null "http://$ip/healthz"
+  e2e_wait_routed "$ip"
   echo steady >"$WORK/phase"
   BASE_URL=http://$ip USERS=$USERS PHASE_FILE=$WORK/phase REPORT_JSON=$OUT/$s.json MAX_SECONDS=1200 \
     node "$E2E_REPO/tests/e2e/loadgen.mjs" >"$OUT/$s.log" 2>&1 &

@@ -79,9 +79,8 @@ client_e2e() {
   mkdir -p "$cw"
   ip=$(k -n "$CLIENT_NS" get service "$CLIENT_SC-frontend" -o jsonpath='{.spec.clusterIP}')
   base=http://$ip
-  # Ready pods are endpoints a moment before kube-proxy routes to them: the first requests
-  # were refused when the pods became Ready within seconds of the apply.
-  e2e_wait "the frontend Service answering" 30 curl -sf -o /dev/null "$base/healthz"
+  # The pods are Ready within seconds of the apply, before kube-proxy routes to them.
+  e2e_wait_routed "$ip"
   check "Client: a tampered cookie is refused" client_tampered_refused "$base"
   restarts_before=$(client_restarts)
   echo steady >"$cw/phase"

@@ -157,4 +157,10 @@ e2e_diagnostics() {
   } >&2 2>&1 || true
 }
 
+# Ready pods are endpoints a moment before kube-proxy routes to them: waits until the
+# frontend Service at this ClusterIP answers (local target: the host reaches ClusterIPs).
+e2e_wait_routed() { # clusterIP
+  e2e_wait "the frontend Service answering at $1" 30 curl -sf -o /dev/null "http://$1/healthz"
+}
+
 e2e_frontend_service() { echo "$E2E_SC-frontend"; }
