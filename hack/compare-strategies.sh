@@ -3,7 +3,9 @@
 # same faults for each strategy, on the single-node cluster. A report, not a test: it prints
 # the tables and writes them with a plot; docs/strategies.md quotes a run.
 #
-#   hack/compare-strategies.sh [STRATEGY...]      (default: Store Sticky Replicated Client)
+#   hack/compare-strategies.sh [STRATEGY...]
+#       (default: Store Sticky Replicated Replicated:Sync Client; Replicated alone is its
+#       example's propagation, Async)
 #
 # For each strategy, in its own namespace, a SessionCluster from manifests/examples/<s>.yaml
 # with 3 frontends, routed by the frontend Service (kube-proxy, no affinity: the same path for
@@ -20,6 +22,9 @@
 #   steady-end        10 s
 # then every user's session is read back (lost sessions, lost writes). Client also gets the
 # cookie's bytes per request and the session size where the 4096-byte cookie limit bites.
+# When Replicated is in the list, both propagation modes are also run at 2, 4 and 8
+# frontends (COMPARE_MESSAGE_SECONDS of load each, 20) and the agents' own counters give the
+# replication messages per session write (replication-messages.json).
 #
 # Output: $COMPARE_OUT (default /tmp/sessionplane-compare): <strategy>.json (the load
 # generator's report), report.md and strategies.png (hack/compare/report.py).
@@ -32,11 +37,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/e2e/lib.sh"
 source "$E2E_REPO/hack/node/lib.sh"
 
 STRATEGIES=("$@")
-((${#STRATEGIES[@]})) || STRATEGIES=(Store Sticky Replicated Client)
+((${#STRATEGIES[@]})) || STRATEGIES=(Store Sticky Replicated Replicated:Sync Client)
 OUT=${COMPARE_OUT:-/tmp/sessionplane-compare}
 USERS=${COMPARE_USERS:-30}
 STEADY=${COMPARE_STEADY_SECONDS:-30}
 PARTITION_SECONDS=${COMPARE_PARTITION_SECONDS:-20}
+MESSAGE_SECONDS=${COMPARE_MESSAGE_SECONDS:-20}
 STEP_TIMEOUT=${COMPARE_STEP_TIMEOUT:-180}
 [[ $E2E_TARGET == local ]] || e2e_die "the comparison cuts a pod's network with iptables in its namespace: local target only"
 mkdir -p "$OUT"
@@ -107,35 +113,44 @@ heal() { # pid
   PARTITIONED_NETNS=""
 }
 
-# The example with 3 frontends, routed by the frontend Service without affinity.
-render_example() { # strategy
+# The example with 3 frontends, routed by the frontend Service without affinity; a
+# token Strategy:Propagation also sets spec.replicated.propagation.
+render_example() { # token [frontends]
   local file
-  file=$E2E_REPO/manifests/examples/${1,,}.yaml
+  file=$E2E_REPO/manifests/examples/$(strategy_of "$1" | tr '[:upper:]' '[:lower:]').yaml
   [[ -f $file ]] || e2e_die "no example $file"
-  python3 - "$file" <<'PY'
+  python3 - "$file" "$1" "${2:-3}" <<'PY'
 import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 doc["metadata"] = {"name": "cmp"}
-doc["spec"]["frontend"]["replicas"] = 3
+doc["spec"]["frontend"]["replicas"] = int(sys.argv[3])
 doc["spec"]["routing"] = {"affinity": {"mode": "None"}, "provider": {"type": "Service"}}
+if ":" in sys.argv[2]:
+    doc["spec"]["replicated"]["propagation"] = sys.argv[2].split(":", 1)[1]
 print(yaml.safe_dump(doc))
 PY
 }
 
-stores_of() { # strategy
-  [[ $1 == Store ]] && k -n "$E2E_NS" get sessioncluster "$E2E_SC" -o jsonpath='{.spec.store.replicas}' || echo 0
-}
+strategy_of() { echo "${1%%:*}"; }          # Replicated:Sync -> Replicated
+label_of() { echo "${1/:/-}"; }             # Replicated:Sync -> Replicated-Sync
 
-compare_one() { # strategy
-  local s=$1 stores victim netns ip
-  E2E_NS=sessionplane-compare-${s,,}
-  E2E_SC="cmp"
+# A fresh namespace holding the rendered example; waits for its pods.
+start_example() { # token frontends stores
   k delete namespace "$E2E_NS" --ignore-not-found --wait=true --timeout=120s >/dev/null
   k create namespace "$E2E_NS" >/dev/null
   e2e_wait "the default ServiceAccount" 30 k -n "$E2E_NS" get serviceaccount default
-  render_example "$s" | k -n "$E2E_NS" apply -f - >/dev/null
-  stores=$(stores_of "$s")
-  e2e_wait_ready 3 "$stores" "$STEP_TIMEOUT" || { e2e_diagnostics; return 1; }
+  render_example "$1" "$2" | k -n "$E2E_NS" apply -f - >/dev/null
+  e2e_wait_ready "$2" "$3" "$STEP_TIMEOUT"
+}
+
+compare_one() { # token
+  local s stores victim netns ip
+  s=$(label_of "$1")
+  E2E_NS=sessionplane-compare-${s,,}
+  E2E_SC="cmp"
+  stores=0
+  [[ $(strategy_of "$1") == Store ]] && stores=$(render_example "$1" | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["spec"]["store"]["replicas"])')
+  start_example "$1" 3 "$stores" || { e2e_diagnostics; return 1; }
   e2e_log "$s: 3 frontends and $stores store pods Ready"
 
   ip=$(k -n "$E2E_NS" get service "$(e2e_frontend_service)" -o jsonpath='{.spec.clusterIP}')
@@ -162,7 +177,7 @@ compare_one() { # strategy
   e2e_wait_ready 2 "$stores" "$STEP_TIMEOUT" || e2e_log "$s: not 2 frontends"
   sleep 5
 
-  if [[ $s == Store ]]; then
+  if [[ $(strategy_of "$1") == Store ]]; then
     phase "$s" kill-store-pod
     victim=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=store" -o jsonpath='{.items[0].metadata.name}')
     k -n "$E2E_NS" delete pod "$victim" --grace-period=0 --force >/dev/null 2>&1
@@ -197,13 +212,74 @@ compare_one() { # strategy
   k delete namespace "$E2E_NS" --wait=false >/dev/null
 }
 
+# Sum of one counter over every frontend pod's agent.
+agents_total() { # metric
+  local pod sum=0 v
+  for pod in $(frontends); do
+    v=$(e2e_pod_metrics "$E2E_NS" "$pod" 9379 | awk -v m="sessionplane_agent_$1_total" '$1 == m {print $2}')
+    sum=$(python3 -c "print(${sum} + ${v:-0})")
+  done
+  echo "$sum"
+}
+
+# Replicated at 2, 4 and 8 frontends in one propagation mode: USERS users click for
+# MESSAGE_SECONDS at each size; the agents' counters over that window give push messages,
+# records and anti-entropy messages per write. Appends JSON lines to $OUT/replication-messages.jsonl.
+replication_messages() { # propagation
+  local mode=$1 n ip before after
+  E2E_NS=sessionplane-compare-messages-${mode,,}
+  E2E_SC="cmp"
+  start_example "Replicated:$mode" 2 0 || { e2e_diagnostics; return 1; }
+  ip=$(k -n "$E2E_NS" get service "$(e2e_frontend_service)" -o jsonpath='{.spec.clusterIP}')
+  for n in 2 4 8; do
+    k -n "$E2E_NS" scale sessioncluster "$E2E_SC" --replicas="$n" >/dev/null
+    e2e_wait_ready "$n" 0 "$STEP_TIMEOUT" || { e2e_log "Replicated $mode: not $n frontends"; return 1; }
+    e2e_wait_routed "$ip"
+    sleep 3
+    before=$(for m in writes push_messages_sent push_records_sent anti_entropy_messages heartbeats_sent; do agents_total "$m"; done | paste -sd' ')
+    echo steady >"$WORK/phase"
+    BASE_URL=http://$ip USERS=$USERS PHASE_FILE=$WORK/phase MAX_SECONDS=600 \
+      node "$E2E_REPO/tests/e2e/loadgen.mjs" >"$OUT/messages-$mode-$n.log" 2>&1 &
+    LG_PID=$!
+    sleep "$MESSAGE_SECONDS"
+    after=$(for m in writes push_messages_sent push_records_sent anti_entropy_messages heartbeats_sent; do agents_total "$m"; done | paste -sd' ')
+    echo stop >"$WORK/phase"
+    wait "$LG_PID" || e2e_log "Replicated $mode at $n: the load generator reports violations (see $OUT/messages-$mode-$n.log)"
+    LG_PID=""
+    python3 - "$mode" "$n" "$MESSAGE_SECONDS" "$before" "$after" >>"$OUT/replication-messages.jsonl" <<'PY'
+import json, sys
+mode, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+keys = ["writes", "push_messages", "push_records", "anti_entropy_messages", "heartbeats"]
+b = dict(zip(keys, map(float, sys.argv[4].split())))
+a = dict(zip(keys, map(float, sys.argv[5].split())))
+d = {k: a[k] - b[k] for k in keys}
+w = max(d["writes"], 1)
+print(json.dumps({
+    "propagation": mode, "frontends": n, "seconds": secs, "writes": d["writes"],
+    "push_messages_per_write": round(d["push_messages"] / w, 3),
+    "push_records_per_write": round(d["push_records"] / w, 3),
+    "anti_entropy_messages_per_write": round(d["anti_entropy_messages"] / w, 3),
+    "heartbeats_per_second": round(d["heartbeats"] / secs, 1),
+}))
+PY
+    e2e_log "Replicated $mode at $n frontends: $(tail -1 "$OUT/replication-messages.jsonl")"
+  done
+  k delete namespace "$E2E_NS" --wait=false >/dev/null
+}
+
 e2e_cluster_up
 e2e_build_images
 e2e_load_images
 e2e_install_operator
+rm -f "$OUT/replication-messages.jsonl"
 for s in "${STRATEGIES[@]}"; do
   compare_one "$s" || e2e_log "$s: did not come up; left out of the report"
 done
+if [[ " ${STRATEGIES[*]} " == *" Replicated"* ]]; then
+  for mode in Async Sync; do
+    replication_messages "$mode" || e2e_log "Replicated $mode: message count incomplete"
+  done
+fi
 node "$E2E_REPO/hack/compare/cookie_limit.mjs" >"$OUT/cookie-limit.json"
 # The plot's one dependency, pinned; the tables need nothing.
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q "matplotlib==3.11.2" >&2 || true

@@ -3,7 +3,8 @@
 
     python3 hack/compare/report.py DIR
 
-Reads DIR/<Strategy>.json (the load generator's reports) and DIR/cookie-limit.json; writes
+Reads DIR/<Strategy>.json (the load generator's reports), DIR/cookie-limit.json and
+DIR/replication-messages.jsonl (Replicated's counters at 2, 4, 8 frontends); writes
 DIR/report.md (Markdown tables, also printed) and DIR/strategies.png (needs matplotlib,
 which hack/compare-strategies.sh installs at a pinned version).
 """
@@ -12,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-ORDER = ["Store", "Sticky", "Replicated", "Client"]
+ORDER = ["Store", "Sticky", "Replicated", "Replicated-Sync", "Client"]
 FAULTS = ["kill-frontend", "scale-to-6", "scale-to-2", "kill-store-pod", "partition", "healed"]
 
 
@@ -93,6 +94,23 @@ def cookie_table(run):
     )
 
 
+def messages_table(run):
+    path = run / "replication-messages.jsonl"
+    if not path.exists():
+        return ""
+    rows = [
+        "| propagation | frontends | writes | push messages / write | records / write | anti-entropy messages / write | heartbeats / s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for line in path.read_text().splitlines():
+        m = json.loads(line)
+        rows.append(
+            f"| {m['propagation']} | {m['frontends']} | {m['writes']:g} | {m['push_messages_per_write']:g} "
+            f"| {m['push_records_per_write']:g} | {m['anti_entropy_messages_per_write']:g} | {m['heartbeats_per_second']:g} |"
+        )
+    return "\n".join(rows)
+
+
 def plot(reports, out):
     import matplotlib
 
@@ -149,6 +167,9 @@ def main():
             "### Under faults (failed requests / requests in the phase; violations seen by the users)\n\n"
             + fault_table(reports),
             "### Client: cookie size\n\n" + cookie_table(run) if cookie_table(run) else "",
+            "### Replicated: replication messages per session write\n\n" + messages_table(run)
+            if messages_table(run)
+            else "",
         ]
         if part
     )

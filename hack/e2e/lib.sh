@@ -163,4 +163,9 @@ e2e_wait_routed() { # clusterIP
   e2e_wait "the frontend Service answering at $1" 30 curl -sf -o /dev/null "http://$1/healthz"
 }
 
+# A pod's Prometheus text, through the API server's pod proxy (empty if unreachable).
+e2e_pod_metrics() { # namespace pod port
+  k -n "$1" get --raw "/api/v1/namespaces/$1/pods/$2:$3/proxy/metrics" 2>/dev/null || true
+}
+
 e2e_frontend_service() { echo "$E2E_SC-frontend"; }

@@ -5,13 +5,12 @@
 # the last acknowledged write there); users click while the frontends scale 3 -> 6 -> 2 and
 # a frontend pod is deleted. Shows: nobody logged out, no acknowledged write lost, and
 # every agent's replication counters.
-# Not yet in the default E2E_SCENARIOS: run it with E2E_SCENARIOS=replicated.
 # shellcheck shell=bash
 
 REPL_NS=sessionplane-e2e-replicated
 
 replicated_agent_metrics() { # pod
-  k -n "$REPL_NS" get --raw "/api/v1/namespaces/$REPL_NS/pods/$1:9379/proxy/metrics" 2>/dev/null |
+  e2e_pod_metrics "$REPL_NS" "$1" 9379 |
     grep -E '^sessionplane_agent_(writes|push_messages_sent|push_records_sent|sync_writes_degraded|anti_entropy_keys_repaired|bootstrap_keys)_total' || true
 }
 

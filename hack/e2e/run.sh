@@ -19,12 +19,15 @@
 #   8. strategy Sticky (hack/e2e/sticky.sh): the Sticky example (agents in the frontend
 #      pods, replicationFactor 1) under load while the frontends scale 3 -> 6 -> 2 and a
 #      frontend pod is deleted; every session handed off, nobody logged out, no write lost
-#   9. routing and affinity through Traefik built from source, and kube-proxy's ClientIP
+#   9. strategy Replicated (hack/e2e/replicated.sh): the Replicated example (propagation
+#      Sync) under load while the frontends scale 3 -> 6 -> 2 and a frontend pod is
+#      deleted; nobody logged out, no acknowledged write lost
+#  10. routing and affinity through Traefik built from source, and kube-proxy's ClientIP
 #      affinity from several source addresses, with numbers; a browser through Traefik while
 #      the store resizes and the frontends scale (hack/e2e/routing.sh)
 #   Steps 3-6 are the scenario "store" (hack/e2e/store.sh), 7 "client", 8 "sticky",
-#   9 "routing"; "replicated" (hack/e2e/replicated.sh) runs when named.
-#   E2E_SCENARIOS="store client sticky routing" (the default) picks and orders them.
+#   9 "replicated", 10 "routing".
+#   E2E_SCENARIOS="store client sticky replicated routing" (the default) picks and orders them.
 #
 #   hack/e2e/run.sh [--teardown]    (--teardown: hack/node/down.sh afterwards, local only)
 # Prints "N passed, N failed" last; exits non-zero when anything failed.
@@ -197,7 +200,7 @@ check "helm install of charts/sessionplane ($E2E_OPERATOR_REPLICAS operator repl
 # --- scenarios -------------------------------------------------------------------------------
 # Each scenario is a function in its own file, run against the same cluster and operator.
 # E2E_SCENARIOS picks and orders them (e.g. E2E_SCENARIOS=client to run one alone).
-E2E_SCENARIOS=${E2E_SCENARIOS:-store client sticky routing}
+E2E_SCENARIOS=${E2E_SCENARIOS:-store client sticky replicated routing}
 E2E_DEFAULT_NS=$E2E_NS E2E_DEFAULT_SC=$E2E_SC E2E_DEFAULT_EXAMPLE=$E2E_EXAMPLE
 for scenario in $E2E_SCENARIOS; do
   # Each scenario starts from lib.sh's defaults (the Store example); some repoint them, and

@@ -141,7 +141,7 @@ async fn a_new_agent_the_others_do_not_list_yet_gets_sync_writes_from_its_first_
     let dir = tempfile::tempdir().expect("tempdir");
     let agents = fleet(dir.path(), 2, "Sync").await;
     assert_eq!(agents[0].cli(&["SET", "sess:before", "old"]), "OK");
-    let mut late = newcomer(dir.path(), &agents, "Sync");
+    let mut late = newcomer(dir.path(), &agents, "Sync", 0);
     late.start();
     late.wait_ready().await;
     assert_eq!(
@@ -158,6 +158,38 @@ async fn a_new_agent_the_others_do_not_list_yet_gets_sync_writes_from_its_first_
             "{} pushes to the newcomer it learned from its ping\n{}",
             a.id,
             a.log()
+        );
+    }
+}
+
+/// A scale-up starts several pods at once, and the DNS answer each gets may list none
+/// of the others: they must still hear of each other (through the agents they all
+/// ping) before they serve, or a Sync write acked by one is missing on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_that_join_together_push_to_each_other_before_they_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agents = fleet(dir.path(), 2, "Sync").await;
+    let mut joining: Vec<AgentProc> = (0..2)
+        .map(|nth| newcomer(dir.path(), &agents, "Sync", nth))
+        .collect();
+    for a in &mut joining {
+        a.start();
+    }
+    for a in &joining {
+        a.wait_ready().await;
+    }
+    for round in 0..20 {
+        let (writer, reader) = (&joining[round % 2], &joining[(round + 1) % 2]);
+        let value = format!("v{round}");
+        assert_eq!(writer.cli(&["SET", "sess:joined", &value]), "OK");
+        assert_eq!(
+            reader.cli(&["GET", "sess:joined"]),
+            value,
+            "a Sync write acked by {} is read on {} right after\n{}\n{}",
+            writer.id,
+            reader.id,
+            writer.log(),
+            reader.log()
         );
     }
 }

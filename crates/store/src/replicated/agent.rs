@@ -23,6 +23,16 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest number of writes one push message carries.
 const MAX_BATCH: usize = 512;
 
+/// What a ping found on an address.
+pub(super) enum Pong {
+    /// This agent itself (its own address in the peers Service).
+    Own,
+    Peer {
+        id: String,
+        ready: bool,
+    },
+}
+
 pub struct Agent {
     pub id: String,
     pub propagation: Propagation,
@@ -50,6 +60,10 @@ impl Agent {
         discovery: Discovery,
         advertise: Option<String>,
     ) -> Arc<Agent> {
+        let peers = PeerTable::default();
+        if let Some(addr) = &advertise {
+            peers.mark_own(addr);
+        }
         Arc::new(Agent {
             clock: Clock::new(&id),
             state: Mutex::new(State::new(timing.tombstone_retention.as_millis() as u64)),
@@ -58,7 +72,7 @@ impl Agent {
             timing,
             max_session_bytes,
             rpc: rpc::Peers::default(),
-            peers: PeerTable::default(),
+            peers,
             discovery,
             advertise,
             ready: AtomicBool::new(false),
@@ -112,6 +126,12 @@ impl Agent {
                 PeerResponse::Pong {
                     id: self.id.clone(),
                     ready: self.is_ready(),
+                    peers: self
+                        .peers
+                        .live(self.timing.peer_timeout)
+                        .iter()
+                        .map(|p| p.addr.clone())
+                        .collect(),
                 }
             }
             // Pushes are taken before readiness too: a bootstrapping agent must not miss
@@ -353,29 +373,38 @@ impl Agent {
         true
     }
 
-    /// Pings every peer once; learns ids, drops our own address.
-    pub(super) async fn heartbeat(self: &Arc<Self>) {
-        let pings = self.peers.all().into_iter().map(|peer| {
-            let agent = self.clone();
-            async move {
-                agent.metrics.heartbeats.inc();
-                let resp: Result<PeerResponse, _> = agent
-                    .rpc
-                    .call_as(&peer.addr, &agent.ping_request(), agent.timing.peer_timeout)
-                    .await;
-                match resp {
-                    Ok(PeerResponse::Pong { id, .. }) if id == agent.id => {
-                        agent.peers.mark_own(&peer.addr);
-                    }
-                    Ok(PeerResponse::Pong { id, .. }) => {
-                        *peer.id.lock() = Some(id);
-                        peer.answered();
-                    }
-                    Ok(_) | Err(_) => {}
-                }
+    /// Pings one peer: learns its id and readiness (or that the address is our own) and
+    /// adds the peers it holds live that this agent does not know. None when it did not
+    /// answer.
+    pub(super) async fn ping(self: &Arc<Self>, peer: &Peer) -> Option<Pong> {
+        self.metrics.heartbeats.inc();
+        let resp: PeerResponse = self
+            .rpc
+            .call_as(&peer.addr, &self.ping_request(), self.timing.peer_timeout)
+            .await
+            .ok()?;
+        let PeerResponse::Pong { id, ready, peers } = resp else {
+            return None;
+        };
+        if id == self.id {
+            self.peers.mark_own(&peer.addr);
+            return Some(Pong::Own);
+        }
+        *peer.id.lock() = Some(id.clone());
+        peer.answered();
+        for addr in peers {
+            if let Some((new, rx)) = self.peers.add(&addr) {
+                tracing::info!(peer = %addr, via = %peer.addr, "peer heard of from a peer");
+                self.spawn_sender(&new, rx);
             }
-        });
-        futures::future::join_all(pings).await;
+        }
+        Some(Pong::Peer { id, ready })
+    }
+
+    /// Pings every peer once.
+    pub(super) async fn heartbeat(self: &Arc<Self>) {
+        let peers = self.peers.all();
+        futures::future::join_all(peers.iter().map(|peer| self.ping(peer))).await;
         self.update_peer_gauges();
     }
 

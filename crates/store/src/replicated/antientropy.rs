@@ -6,7 +6,7 @@
 //! sends back its own records of those buckets. Three messages when something differs,
 //! one when nothing does. Bootstrap pulls every bucket from one ready peer.
 
-use super::agent::Agent;
+use super::agent::{Agent, Pong};
 use super::state::BUCKETS;
 use super::wire::{PeerRequest, PeerResponse};
 use std::sync::Arc;
@@ -41,17 +41,25 @@ pub async fn round(agent: &Arc<Agent>) -> Option<(u32, u32)> {
     }
     let peer = &live[rand::random_range(0..live.len())];
     agent.metrics.ae_rounds.inc();
+    let repaired = round_with(agent, &peer.addr).await;
+    if repaired.is_some() {
+        peer.answered();
+    }
+    repaired
+}
+
+/// One anti-entropy round with the peer at `addr`.
+async fn round_with(agent: &Arc<Agent>, addr: &str) -> Option<(u32, u32)> {
     agent.metrics.ae_messages.inc();
     let timeout = agent.timing.peer_timeout.max(Duration::from_secs(2));
     let req = PeerRequest::Digest {
         from: agent.id.clone(),
         digests: agent.digests(),
     };
-    let resp: PeerResponse = agent.rpc.call_as(&peer.addr, &req, timeout).await.ok()?;
+    let resp: PeerResponse = agent.rpc.call_as(addr, &req, timeout).await.ok()?;
     let PeerResponse::Records { records, differing } = resp else {
         return None;
     };
-    peer.answered();
     if differing.is_empty() {
         return Some((0, 0));
     }
@@ -62,12 +70,12 @@ pub async fn round(agent: &Arc<Agent>) -> Option<(u32, u32)> {
         from: agent.id.clone(),
         records: agent.records_in(&differing),
     };
-    let there = match agent.rpc.call_as(&peer.addr, &req, timeout).await {
+    let there = match agent.rpc.call_as(addr, &req, timeout).await {
         Ok(PeerResponse::Applied { changed }) => changed,
         _ => 0,
     };
     if here + there > 0 {
-        tracing::info!(peer = %peer.addr, here, there, "anti-entropy repaired keys");
+        tracing::info!(peer = %addr, here, there, "anti-entropy repaired keys");
     }
     Some((here, there))
 }
@@ -79,52 +87,27 @@ pub async fn bootstrap(agent: &Arc<Agent>) {
     let started = Instant::now();
     loop {
         let resolved = agent.refresh_membership().await;
-        // Every peer hears from us before we pull: from its answer on it pushes our way,
-        // so a write is either in the pulled state or pushed to us (or, in a race with
-        // a peer that DNS did not list yet, repaired by anti-entropy).
-        let mut ready_peers = Vec::new();
-        let mut starting_ids = Vec::new();
-        let mut unreachable = 0;
-        for peer in agent.peers.all() {
-            match agent
-                .rpc
-                .call_as::<_, PeerResponse>(
-                    &peer.addr,
-                    &agent.ping_request(),
-                    agent.timing.peer_timeout,
-                )
-                .await
-            {
-                Ok(PeerResponse::Pong { id, .. }) if id == agent.id => {
-                    agent.peers.mark_own(&peer.addr);
-                }
-                Ok(PeerResponse::Pong { id, ready }) => {
-                    peer.answered();
-                    *peer.id.lock() = Some(id.clone());
-                    if ready {
-                        ready_peers.push((peer.addr.clone(), id));
-                    } else {
-                        starting_ids.push(id);
-                    }
-                }
-                _ => unreachable += 1,
+        let met = introduce(agent).await;
+        for (addr, id) in &met.ready {
+            let Some(n) = pull_all(agent, addr).await else {
+                tracing::warn!(peer = %id, "bootstrap pull failed; trying another");
+                continue;
+            };
+            // A write its writer pushed before it heard of us, and that reached the peer
+            // we pulled from after we pulled its bucket, is in neither: one digest round
+            // with every ready peer closes that window before we serve.
+            for (addr, _) in &met.ready {
+                let _ = round_with(agent, addr).await;
             }
-        }
-        for (addr, id) in &ready_peers {
-            match pull_all(agent, addr).await {
-                Some(n) => {
-                    tracing::info!(peer = %id, records = n, "bootstrapped from a peer");
-                    agent.set_ready();
-                    return;
-                }
-                None => tracing::warn!(peer = %id, "bootstrap pull failed; trying another"),
-            }
+            tracing::info!(peer = %id, records = n, "bootstrapped from a peer");
+            agent.set_ready();
+            return;
         }
         let alone = resolved && agent.peers.all().is_empty();
         let first_of_fresh = resolved
-            && unreachable == 0
-            && !starting_ids.is_empty()
-            && starting_ids.iter().all(|id| *id > agent.id);
+            && met.unreachable == 0
+            && !met.starting.is_empty()
+            && met.starting.iter().all(|id| *id > agent.id);
         let waited_out = started.elapsed() >= agent.timing.bootstrap_timeout;
         if alone || first_of_fresh || waited_out {
             tracing::info!(
@@ -137,6 +120,45 @@ pub async fn bootstrap(agent: &Arc<Agent>) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The agents one introduction round reached.
+#[derive(Default)]
+struct Met {
+    /// (address, id) of the ready ones.
+    ready: Vec<(String, String)>,
+    /// Ids of the ones still starting.
+    starting: Vec<String>,
+    unreachable: usize,
+}
+
+/// Pings every known peer, and every peer those peers hold live, until no new one turns
+/// up. From its answer on each pushes its writes to us, so before we pull, every agent
+/// that can acknowledge a write knows us, also those our DNS answer does not list yet
+/// (two pods of one scale-up see each other only through a third).
+async fn introduce(agent: &Arc<Agent>) -> Met {
+    let mut met = Met::default();
+    let mut asked = std::collections::BTreeSet::new();
+    loop {
+        let fresh: Vec<_> = agent
+            .peers
+            .all()
+            .into_iter()
+            .filter(|p| !asked.contains(&p.addr))
+            .collect();
+        if fresh.is_empty() {
+            return met;
+        }
+        for peer in fresh {
+            asked.insert(peer.addr.clone());
+            match agent.ping(&peer).await {
+                Some(Pong::Peer { id, ready: true }) => met.ready.push((peer.addr.clone(), id)),
+                Some(Pong::Peer { id, ready: false }) => met.starting.push(id),
+                Some(Pong::Own) => {}
+                None => met.unreachable += 1,
+            }
+        }
     }
 }
 

@@ -25,9 +25,12 @@ pub enum PeerRequest {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum PeerResponse {
+    /// `peers`: the peer addresses the receiver holds live, so a new agent introduces
+    /// itself to every agent, also those its own DNS answer does not list yet.
     Pong {
         id: String,
         ready: bool,
+        peers: Vec<String>,
     },
     /// How many of the records changed the receiver's state.
     Applied {

@@ -209,13 +209,19 @@ pub async fn fleet_in(
     agents
 }
 
-/// One more agent that knows the fleet, which does not know it (a new pod that the
-/// peers Service's DNS does not list yet); not started.
-pub fn newcomer(root: &Path, fleet: &[AgentProc], propagation: &'static str) -> AgentProc {
+/// The `nth` (from 0) of the agents that join `fleet`: it knows the fleet, which does not
+/// know it (a new pod that the peers Service's DNS does not list yet), nor the other
+/// newcomers; not started.
+pub fn newcomer(
+    root: &Path,
+    fleet: &[AgentProc],
+    propagation: &'static str,
+    nth: usize,
+) -> AgentProc {
     let peer = format!("127.0.0.1:{}", free_port());
     let mut peers: Vec<String> = fleet.iter().map(|a| a.peer.clone()).collect();
     peers.push(peer.clone());
-    let id = format!("agent-{}", fleet.len());
+    let id = format!("agent-{}", fleet.len() + nth);
     AgentProc {
         resp: format!("127.0.0.1:{}", free_port()),
         peer,
