@@ -4,8 +4,8 @@
 # the tables and writes them with a plot; docs/strategies.md quotes a run.
 #
 #   hack/compare-strategies.sh [STRATEGY...]
-#       (default: Store Sticky Replicated Replicated:Sync Client; Replicated alone is its
-#       example's propagation, Async)
+#       (default: Store Sticky Sticky:RF2 Replicated Replicated:Sync Client; Sticky alone is
+#       its example's replication factor 1, Replicated alone its propagation Async)
 #
 # For each strategy, in its own namespace, a SessionCluster from manifests/examples/<s>.yaml
 # with 3 frontends, routed by the frontend Service (kube-proxy, no affinity: the same path for
@@ -22,9 +22,9 @@
 #   steady-end        10 s
 # then every user's session is read back (lost sessions, lost writes). Client also gets the
 # cookie's bytes per request and the session size where the 4096-byte cookie limit bites.
-# When Replicated is in the list, both propagation modes are also run at 2, 4 and 8
-# frontends (COMPARE_MESSAGE_SECONDS of load each, 20) and the agents' own counters give the
-# replication messages per session write (replication-messages.json).
+# When Replicated is in the list (or COMPARE_MESSAGES=1), both propagation modes are also
+# run at 2, 4 and 8 frontends (COMPARE_MESSAGE_SECONDS of load each, 20) and the agents' own
+# counters give the replication messages per session write (replication-messages.jsonl).
 #
 # Output: $COMPARE_OUT (default /tmp/sessionplane-compare): <strategy>.json (the load
 # generator's report), report.md and strategies.png (hack/compare/report.py).
@@ -37,7 +37,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/e2e/lib.sh"
 source "$E2E_REPO/hack/node/lib.sh"
 
 STRATEGIES=("$@")
-((${#STRATEGIES[@]})) || STRATEGIES=(Store Sticky Replicated Replicated:Sync Client)
+((${#STRATEGIES[@]})) || STRATEGIES=(Store Sticky Sticky:RF2 Replicated Replicated:Sync Client)
 OUT=${COMPARE_OUT:-/tmp/sessionplane-compare}
 USERS=${COMPARE_USERS:-30}
 STEADY=${COMPARE_STEADY_SECONDS:-30}
@@ -114,7 +114,8 @@ heal() { # pid
 }
 
 # The example with 3 frontends, routed by the frontend Service without affinity; a
-# token Strategy:Propagation also sets spec.replicated.propagation.
+# token Replicated:<Propagation> also sets spec.replicated.propagation, Sticky:RF<n> the
+# agents' replication factor.
 render_example() { # token [frontends]
   local file
   file=$E2E_REPO/manifests/examples/$(strategy_of "$1" | tr '[:upper:]' '[:lower:]').yaml
@@ -124,15 +125,26 @@ import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 doc["metadata"] = {"name": "cmp"}
 doc["spec"]["frontend"]["replicas"] = int(sys.argv[3])
-doc["spec"]["routing"] = {"affinity": {"mode": "None"}, "provider": {"type": "Service"}}
+# Sticky refuses affinity None (its strategy is routing by key): ClientIP on the same
+# Service. The load generator's users all come from the host's one address, so kube-proxy
+# pins them to one frontend, whose agent forwards the sessions it does not own, as None
+# would spread them: the same share of forwarded requests.
+mode = "ClientIP" if doc["spec"]["strategy"] == "Sticky" else "None"
+doc["spec"]["routing"] = {"affinity": {"mode": mode}, "provider": {"type": "Service"}}
 if ":" in sys.argv[2]:
-    doc["spec"]["replicated"]["propagation"] = sys.argv[2].split(":", 1)[1]
+    strategy, variant = sys.argv[2].split(":", 1)
+    if strategy == "Replicated":
+        doc["spec"]["replicated"]["propagation"] = variant
+    elif strategy == "Sticky" and variant.startswith("RF"):
+        doc["spec"]["sticky"]["replicationFactor"] = int(variant[2:])
+    else:
+        sys.exit(f"unknown variant {sys.argv[2]}: Replicated:Async|Sync, Sticky:RF1|RF2")
 print(yaml.safe_dump(doc))
 PY
 }
 
 strategy_of() { echo "${1%%:*}"; }          # Replicated:Sync -> Replicated
-label_of() { echo "${1/:/-}"; }             # Replicated:Sync -> Replicated-Sync
+label_of() { echo "${1/:/-}"; }             # Replicated:Sync -> Replicated-Sync, Sticky:RF2 -> Sticky-RF2
 
 # A fresh namespace holding the rendered example; waits for its pods.
 start_example() { # token frontends stores
@@ -212,21 +224,22 @@ compare_one() { # token
   k delete namespace "$E2E_NS" --wait=false >/dev/null
 }
 
-# Sum of one counter over every frontend pod's agent.
-agents_total() { # metric
-  local pod sum=0 v
+# One line per frontend pod and counter: "pod metric value" (a pod whose metrics could not
+# be read is left out, so its whole history is not taken for the window's traffic).
+agent_counters() {
+  local pod text
   for pod in $(frontends); do
-    v=$(e2e_pod_metrics "$E2E_NS" "$pod" 9379 | awk -v m="sessionplane_agent_$1_total" '$1 == m {print $2}')
-    sum=$(python3 -c "print(${sum} + ${v:-0})")
+    text=$(e2e_pod_metrics "$E2E_NS" "$pod" 9379)
+    [[ -n $text ]] || text=$(sleep 1 && e2e_pod_metrics "$E2E_NS" "$pod" 9379)
+    awk -v pod="$pod" '$1 ~ /^sessionplane_agent_(writes|push_messages_sent|push_records_sent|anti_entropy_messages|heartbeats_sent)_total$/ {print pod, $1, $2}' <<<"$text"
   done
-  echo "$sum"
 }
 
 # Replicated at 2, 4 and 8 frontends in one propagation mode: USERS users click for
 # MESSAGE_SECONDS at each size; the agents' counters over that window give push messages,
 # records and anti-entropy messages per write. Appends JSON lines to $OUT/replication-messages.jsonl.
 replication_messages() { # propagation
-  local mode=$1 n ip before after
+  local mode=$1 n ip
   E2E_NS=sessionplane-compare-messages-${mode,,}
   E2E_SC="cmp"
   start_example "Replicated:$mode" 2 0 || { e2e_diagnostics; return 1; }
@@ -236,30 +249,39 @@ replication_messages() { # propagation
     e2e_wait_ready "$n" 0 "$STEP_TIMEOUT" || { e2e_log "Replicated $mode: not $n frontends"; return 1; }
     e2e_wait_routed "$ip"
     sleep 3
-    before=$(for m in writes push_messages_sent push_records_sent anti_entropy_messages heartbeats_sent; do agents_total "$m"; done | paste -sd' ')
+    agent_counters >"$WORK/before"
     echo steady >"$WORK/phase"
     BASE_URL=http://$ip USERS=$USERS PHASE_FILE=$WORK/phase MAX_SECONDS=600 \
       node "$E2E_REPO/tests/e2e/loadgen.mjs" >"$OUT/messages-$mode-$n.log" 2>&1 &
     LG_PID=$!
     sleep "$MESSAGE_SECONDS"
-    after=$(for m in writes push_messages_sent push_records_sent anti_entropy_messages heartbeats_sent; do agents_total "$m"; done | paste -sd' ')
+    agent_counters >"$WORK/after"
     echo stop >"$WORK/phase"
     wait "$LG_PID" || e2e_log "Replicated $mode at $n: the load generator reports violations (see $OUT/messages-$mode-$n.log)"
     LG_PID=""
-    python3 - "$mode" "$n" "$MESSAGE_SECONDS" "$before" "$after" >>"$OUT/replication-messages.jsonl" <<'PY'
+    python3 - "$mode" "$n" "$MESSAGE_SECONDS" "$WORK/before" "$WORK/after" >>"$OUT/replication-messages.jsonl" <<'PY'
 import json, sys
 mode, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-keys = ["writes", "push_messages", "push_records", "anti_entropy_messages", "heartbeats"]
-b = dict(zip(keys, map(float, sys.argv[4].split())))
-a = dict(zip(keys, map(float, sys.argv[5].split())))
-d = {k: a[k] - b[k] for k in keys}
+def read(path):
+    out = {}
+    for line in open(path):
+        pod, metric, value = line.split()
+        name = metric.removeprefix("sessionplane_agent_").removesuffix("_total")
+        out.setdefault(pod, {})[name] = float(value)
+    return out
+before, after = read(sys.argv[4]), read(sys.argv[5])
+names = ["writes", "push_messages_sent", "push_records_sent", "anti_entropy_messages", "heartbeats_sent"]
+# Only pods read in both snapshots, with every counter: their deltas are the window's.
+pods = [p for p in after if p in before and all(k in before[p] and k in after[p] for k in names)]
+d = {k: sum(after[p][k] - before[p][k] for p in pods) for k in names}
 w = max(d["writes"], 1)
 print(json.dumps({
-    "propagation": mode, "frontends": n, "seconds": secs, "writes": d["writes"],
-    "push_messages_per_write": round(d["push_messages"] / w, 3),
-    "push_records_per_write": round(d["push_records"] / w, 3),
+    "propagation": mode, "frontends": n, "pods_counted": len(pods), "seconds": secs,
+    "writes": d["writes"],
+    "push_messages_per_write": round(d["push_messages_sent"] / w, 3),
+    "push_records_per_write": round(d["push_records_sent"] / w, 3),
     "anti_entropy_messages_per_write": round(d["anti_entropy_messages"] / w, 3),
-    "heartbeats_per_second": round(d["heartbeats"] / secs, 1),
+    "heartbeats_per_second": round(d["heartbeats_sent"] / secs, 1),
 }))
 PY
     e2e_log "Replicated $mode at $n frontends: $(tail -1 "$OUT/replication-messages.jsonl")"
@@ -271,11 +293,13 @@ e2e_cluster_up
 e2e_build_images
 e2e_load_images
 e2e_install_operator
-rm -f "$OUT/replication-messages.jsonl"
 for s in "${STRATEGIES[@]}"; do
   compare_one "$s" || e2e_log "$s: did not come up; left out of the report"
 done
-if [[ " ${STRATEGIES[*]} " == *" Replicated"* ]]; then
+MESSAGES=0
+[[ " ${STRATEGIES[*]} " == *" Replicated"* ]] && MESSAGES=1
+if [[ ${COMPARE_MESSAGES:-$MESSAGES} == 1 ]]; then
+  rm -f "$OUT/replication-messages.jsonl"
   for mode in Async Sync; do
     replication_messages "$mode" || e2e_log "Replicated $mode: message count incomplete"
   done

@@ -387,7 +387,7 @@ async fn wait_settled(ns: &TestNs, cluster: &str) -> BTreeMap<(String, String), 
 
 /// An invalid spec the schema cannot catch (the template is opaque to it): status
 /// Invalid, a Degraded condition with the message, a Warning Event, nothing created,
-/// and no hot loop.
+/// and no hot loop; once fixed, applied, with advice on what still hurts users.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_spec_is_reported_not_applied() {
     let client = client().await;
@@ -477,6 +477,28 @@ async fn invalid_spec_is_reported_not_applied() {
     .await;
     assert_eq!(sc["status"]["phase"], "Pending");
     assert!(!owned(&ns, "broken").await.is_empty());
+
+    // Valid now, but its web container has no readinessProbe: applied, and advised against.
+    let advice = wait_for(
+        "a Warning Event advising a readiness probe",
+        Duration::from_secs(20),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("FrontendWithoutReadinessProbe")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
+            })
+        },
+    )
+    .await;
+    assert!(
+        advice
+            .note
+            .unwrap_or_default()
+            .contains("container web serves port 8080"),
+        "the advice names the container and port"
+    );
 
     op.stop().await.unwrap();
     ns.cleanup().await;

@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-ORDER = ["Store", "Sticky", "Replicated", "Replicated-Sync", "Client"]
+ORDER = ["Store", "Sticky", "Sticky-RF2", "Replicated", "Replicated-Sync", "Client"]
 FAULTS = ["kill-frontend", "scale-to-6", "scale-to-2", "kill-store-pod", "partition", "healed"]
 
 
@@ -99,7 +99,7 @@ def messages_table(run):
     if not path.exists():
         return ""
     rows = [
-        "| propagation | frontends | writes | push messages / write | records / write | anti-entropy messages / write | heartbeats / s |",
+        "| propagation | frontends | writes | push messages / write | records / write | anti-entropy messages / write | heartbeats / s (fleet) |",
         "|---|---|---|---|---|---|---|",
     ]
     for line in path.read_text().splitlines():

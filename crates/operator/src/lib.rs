@@ -1,5 +1,6 @@
 //! The SessionCluster API and the controller that reconciles it.
 
+pub mod advice;
 pub mod api;
 pub mod build;
 pub mod controller;

@@ -89,6 +89,8 @@ pub struct Context {
     /// Per object, the routing placement last warned about: a reconcile that still sees the
     /// old status in the cache must not warn about the same change again.
     remaps_warned: Mutex<HashMap<String, crate::api::RoutingStatus>>,
+    /// Generation last advised on, per SessionCluster (advice is said once per change).
+    advised: Mutex<HashMap<String, i64>>,
 }
 
 impl Context {
@@ -109,6 +111,7 @@ impl Context {
             health: Arc::new(HealthBook::default()),
             failures: Mutex::new(HashMap::new()),
             remaps_warned: Mutex::new(HashMap::new()),
+            advised: Mutex::new(HashMap::new()),
             progress_written: Mutex::new(HashMap::new()),
             copied_seen: Mutex::new(HashMap::new()),
         }
@@ -342,6 +345,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     if sc.meta().deletion_timestamp.is_some() {
         // Owner references hand the owned objects to the garbage collector.
         ctx.health.forget(&key_of(sc));
+        lock(&ctx.advised).remove(&key_of(sc));
         return Ok(Reconciled::Deleting);
     }
 
@@ -351,6 +355,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     if let Err(invalid) = checked {
         return report_invalid(sc, ctx, invalid.to_string()).await;
     }
+    advise_once(sc, ctx).await;
 
     let is_store = sc.spec.strategy == crate::api::Strategy::Store;
     let has_ring = crate::ring_driver::drives(sc.spec.strategy);
@@ -537,6 +542,27 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     } else {
         Reconciled::Applied
     })
+}
+
+/// Warns (log and Event) about a valid spec that will still hurt users, once per
+/// generation.
+async fn advise_once(sc: &SessionCluster, ctx: &Context) {
+    let generation = sc.metadata.generation.unwrap_or_default();
+    if lock(&ctx.advised).insert(key_of(sc), generation) == Some(generation) {
+        return;
+    }
+    for advice in crate::advice::advise(&sc.spec.frontend) {
+        tracing::warn!(reason = advice.reason, message = %advice.message, "spec advice");
+        ctx.event(
+            sc,
+            EventType::Warning,
+            advice.reason,
+            "Validate",
+            advice.message,
+            None,
+        )
+        .await;
+    }
 }
 
 /// Compares the routing just applied with the one remembered in the status, and warns
