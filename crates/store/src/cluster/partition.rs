@@ -59,6 +59,22 @@ fn entry_size(key: &[u8], e: &Entry) -> u64 {
     (key.len() + v + 64) as u64
 }
 
+/// Counts a live entry about to be stored under `key` in a partition's indexes (the
+/// fields of `PartState` it needs, borrowed apart from its map, which holds the key).
+fn index_live(
+    expiring: &mut BTreeSet<(u64, Vec<u8>)>,
+    live: &mut u64,
+    bytes: &mut u64,
+    key: &[u8],
+    e: &Entry,
+) {
+    if let Some(at) = e.expires_at_ms {
+        expiring.insert((at, key.to_vec()));
+    }
+    *live += 1;
+    *bytes += entry_size(key, e);
+}
+
 impl KeyView for PartState {
     fn get(&mut self, key: &[u8]) -> Option<Entry> {
         self.data.get(key).and_then(|s| s.entry.clone())
@@ -125,11 +141,13 @@ impl PartState {
                 }
                 match &slot.entry {
                     Some(e) => {
-                        if let Some(at) = e.expires_at_ms {
-                            self.expiring.insert((at, held.key().clone()));
-                        }
-                        self.live += 1;
-                        self.bytes += entry_size(held.key(), e);
+                        index_live(
+                            &mut self.expiring,
+                            &mut self.live,
+                            &mut self.bytes,
+                            held.key(),
+                            e,
+                        );
                         held.insert(slot);
                     }
                     None if tombstones => {
@@ -142,11 +160,13 @@ impl PartState {
             }
             Held::Vacant(free) => match &slot.entry {
                 Some(e) => {
-                    if let Some(at) = e.expires_at_ms {
-                        self.expiring.insert((at, free.key().clone()));
-                    }
-                    self.live += 1;
-                    self.bytes += entry_size(free.key(), e);
+                    index_live(
+                        &mut self.expiring,
+                        &mut self.live,
+                        &mut self.bytes,
+                        free.key(),
+                        e,
+                    );
                     free.insert(slot);
                 }
                 None if tombstones => {
