@@ -45,6 +45,25 @@ fn enroll(master: &mut Master, id: &str, c: &Cluster) {
     );
 }
 
+/// Three nodes in one ring of 16 partitions, replicationFactor 2 (the master is dropped
+/// once it pushed the first configuration).
+async fn three_nodes(
+    dir: &std::path::Path,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<(String, Cluster)> {
+    let mut master = Master::new(16, 2, 0.25);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let id = format!("n{i}");
+        let c = start(dir, &id, stop.clone()).await;
+        enroll(&mut master, &id, &c);
+        nodes.push((id, c));
+    }
+    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+    master.bootstrap(&ids).await;
+    nodes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_gathers_migrates_and_fences() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,16 +271,7 @@ async fn routes_gathers_migrates_and_fences() {
 async fn pipelined_commands_answer_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut master = Master::new(16, 2, 0.25);
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let id = format!("n{i}");
-        let c = start(dir.path(), &id, stop.clone()).await;
-        enroll(&mut master, &id, &c);
-        nodes.push((id, c));
-    }
-    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
-    master.bootstrap(&ids).await;
+    let nodes = three_nodes(dir.path(), &stop).await;
     let ok = || Reply::Simple("OK".into());
     let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
     for (i, (_, c)) in nodes.iter().enumerate() {
@@ -330,16 +340,7 @@ async fn pipelined_commands_answer_in_order() {
 async fn coalesced_forwards_answer_each_caller() {
     let dir = tempfile::tempdir().unwrap();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut master = Master::new(16, 2, 0.25);
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let id = format!("n{i}");
-        let c = start(dir.path(), &id, stop.clone()).await;
-        enroll(&mut master, &id, &c);
-        nodes.push((id, c));
-    }
-    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
-    master.bootstrap(&ids).await;
+    let nodes = three_nodes(dir.path(), &stop).await;
     let n = |i: usize| nodes[i].1.node.clone();
     // One hash tag: every key below is in the same partition, so in the same lane.
     for i in 0..150 {
