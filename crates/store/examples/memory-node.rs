@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 // Pipelined traffic allocates and frees many small buffers per command; glibc's malloc
 // spent a third of the node's CPU on them (docs/benchmarks.md), mimalloc a fraction.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

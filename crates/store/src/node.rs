@@ -98,6 +98,8 @@ pub struct Node {
     pub(crate) me: Weak<Node>,
     /// Read leases held as primary and granted as backup (`cluster::lease`).
     pub(crate) leases: Leases,
+    /// Forwards waiting to be coalesced, by partition (`cluster::coalesce`).
+    pub(crate) forward_lanes: Mutex<HashMap<u32, Arc<crate::cluster::Lane>>>,
     disk_complete: bool,
 }
 
@@ -195,7 +197,7 @@ impl Node {
                 (0..cfg.partitions).map(|_| PartState::default()).collect();
             for (p, key, record) in storage.load()? {
                 if let Some(st) = states.get_mut(p as usize) {
-                    st.apply(&key, record.version, Some(record.entry), false);
+                    st.apply_owned(key, record.version, Some(record.entry), false);
                 }
             }
             parts = states
@@ -219,6 +221,7 @@ impl Node {
             metrics,
             apply_lock: tokio::sync::Mutex::new(()),
             teaching: Mutex::new(HashMap::new()),
+            forward_lanes: Mutex::new(HashMap::new()),
             started: Instant::now(),
         }))
     }

@@ -45,6 +45,25 @@ fn enroll(master: &mut Master, id: &str, c: &Cluster) {
     );
 }
 
+/// Three nodes in one ring of 16 partitions, replicationFactor 2 (the master is dropped
+/// once it pushed the first configuration).
+async fn three_nodes(
+    dir: &std::path::Path,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> Vec<(String, Cluster)> {
+    let mut master = Master::new(16, 2, 0.25);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let id = format!("n{i}");
+        let c = start(dir, &id, stop.clone()).await;
+        enroll(&mut master, &id, &c);
+        nodes.push((id, c));
+    }
+    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+    master.bootstrap(&ids).await;
+    nodes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_gathers_migrates_and_fences() {
     let dir = tempfile::tempdir().unwrap();
@@ -252,16 +271,7 @@ async fn routes_gathers_migrates_and_fences() {
 async fn pipelined_commands_answer_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut master = Master::new(16, 2, 0.25);
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let id = format!("n{i}");
-        let c = start(dir.path(), &id, stop.clone()).await;
-        enroll(&mut master, &id, &c);
-        nodes.push((id, c));
-    }
-    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
-    master.bootstrap(&ids).await;
+    let nodes = three_nodes(dir.path(), &stop).await;
     let ok = || Reply::Simple("OK".into());
     let bulk = |s: &str| Reply::Bulk(s.as_bytes().to_vec());
     for (i, (_, c)) in nodes.iter().enumerate() {
@@ -321,4 +331,51 @@ async fn pipelined_commands_answer_in_order() {
             );
         }
     }
+}
+
+/// Many concurrent commands for one partition, sent to every node: the nodes that are not
+/// its primary coalesce them into shared forwards (`cluster::coalesce`), and each caller
+/// must still get its own reply, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalesced_forwards_answer_each_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let nodes = three_nodes(dir.path(), &stop).await;
+    let n = |i: usize| nodes[i].1.node.clone();
+    // One hash tag: every key below is in the same partition, so in the same lane.
+    for i in 0..150 {
+        let key = format!("{{t}}k{i}");
+        let value = format!("v{i}");
+        assert_eq!(
+            n(0).call(args(&["SET", &key, &value])).await,
+            Reply::Simple("OK".into())
+        );
+    }
+    let calls = (0..300).map(|i| {
+        let node = n(i % 3);
+        async move {
+            let reply = if i % 2 == 0 {
+                node.call(args(&["INCR", "{t}counter"])).await
+            } else {
+                node.call(args(&["GET", &format!("{{t}}k{}", i / 2)])).await
+            };
+            (i, reply)
+        }
+    });
+    let mut counts = BTreeSet::new();
+    for (i, reply) in futures::future::join_all(calls).await {
+        if i % 2 == 0 {
+            match reply {
+                Reply::Integer(v) => assert!(counts.insert(v), "INCR answered {v} twice"),
+                other => panic!("INCR answered {other:?}"),
+            }
+        } else {
+            assert_eq!(
+                reply,
+                Reply::Bulk(format!("v{}", i / 2).into_bytes()),
+                "GET {i}"
+            );
+        }
+    }
+    assert_eq!(counts, (1..=150).collect::<BTreeSet<i64>>());
 }

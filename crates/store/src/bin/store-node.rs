@@ -5,6 +5,7 @@ use clap::Parser;
 
 // Pipelined traffic allocates and frees many small buffers per command; glibc's malloc
 // spent a third of the node's CPU on them (docs/benchmarks.md), mimalloc a fraction.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,6 +1,7 @@
 //! The clustered data path: ring configuration and fencing, routing and forwarding,
 //! synchronous replication, live migration to learners, and active TTL expiry.
 
+mod coalesce;
 pub mod config;
 mod expiry;
 mod handler;
@@ -9,6 +10,7 @@ mod migration;
 pub mod partition;
 pub(crate) mod replication;
 mod router;
+pub(crate) use coalesce::Lane;
 pub(crate) use router::Backoff;
 pub mod rpc;
 

@@ -59,9 +59,29 @@ fn entry_size(key: &[u8], e: &Entry) -> u64 {
     (key.len() + v + 64) as u64
 }
 
+/// Counts a live entry about to be stored under `key` in a partition's indexes (the
+/// fields of `PartState` it needs, borrowed apart from its map, which holds the key).
+fn index_live(
+    expiring: &mut BTreeSet<(u64, Vec<u8>)>,
+    live: &mut u64,
+    bytes: &mut u64,
+    key: &[u8],
+    e: &Entry,
+) {
+    if let Some(at) = e.expires_at_ms {
+        expiring.insert((at, key.to_vec()));
+    }
+    *live += 1;
+    *bytes += entry_size(key, e);
+}
+
 impl KeyView for PartState {
     fn get(&mut self, key: &[u8]) -> Option<Entry> {
         self.data.get(key).and_then(|s| s.entry.clone())
+    }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.data.get(key).is_some_and(|s| s.entry.is_some())
     }
 }
 
@@ -87,86 +107,101 @@ impl PartState {
         entry: Option<Entry>,
         tombstones: bool,
     ) -> bool {
-        self.seq = self.seq.max(version.seq);
-        if let Some(old) = self.data.get(key) {
-            if old.version >= version {
-                return false;
-            }
+        // Checked before copying the key, so a stale update costs no allocation.
+        if self.data.get(key).is_some_and(|old| old.version >= version) {
+            self.seq = self.seq.max(version.seq);
+            return false;
         }
-        self.remove_index(key);
-        match entry {
-            Some(e) => {
-                if let Some(at) = e.expires_at_ms {
-                    self.expiring.insert((at, key.to_vec()));
+        self.apply_owned(key.to_vec(), version, entry, tombstones)
+    }
+
+    /// `apply` for a key the caller owns: one hash lookup and no copy of the key (the
+    /// write path's hot call, once per replicated or acknowledged mutation).
+    pub fn apply_owned(
+        &mut self,
+        key: Vec<u8>,
+        version: Version,
+        entry: Option<Entry>,
+        tombstones: bool,
+    ) -> bool {
+        use std::collections::hash_map::Entry as Held;
+        self.seq = self.seq.max(version.seq);
+        let slot = Slot { version, entry };
+        match self.data.entry(key) {
+            Held::Occupied(mut held) => {
+                if held.get().version >= version {
+                    return false;
                 }
-                self.live += 1;
-                self.bytes += entry_size(key, &e);
-                self.data.insert(
-                    key.to_vec(),
-                    Slot {
-                        version,
-                        entry: Some(e),
-                    },
-                );
+                if let Some(old) = &held.get().entry {
+                    if let Some(at) = old.expires_at_ms {
+                        self.expiring.remove(&(at, held.key().clone()));
+                    }
+                    self.live = self.live.saturating_sub(1);
+                    self.bytes = self.bytes.saturating_sub(entry_size(held.key(), old));
+                }
+                match &slot.entry {
+                    Some(e) => {
+                        index_live(
+                            &mut self.expiring,
+                            &mut self.live,
+                            &mut self.bytes,
+                            held.key(),
+                            e,
+                        );
+                        held.insert(slot);
+                    }
+                    None if tombstones => {
+                        held.insert(slot);
+                    }
+                    None => {
+                        held.remove();
+                    }
+                }
             }
-            None if tombstones => {
-                self.data.insert(
-                    key.to_vec(),
-                    Slot {
-                        version,
-                        entry: None,
-                    },
-                );
-            }
-            None => {
-                self.data.remove(key);
-            }
+            Held::Vacant(free) => match &slot.entry {
+                Some(e) => {
+                    index_live(
+                        &mut self.expiring,
+                        &mut self.live,
+                        &mut self.bytes,
+                        free.key(),
+                        e,
+                    );
+                    free.insert(slot);
+                }
+                None if tombstones => {
+                    free.insert(slot);
+                }
+                None => {}
+            },
         }
         true
     }
 
-    fn remove_index(&mut self, key: &[u8]) {
-        if let Some(Slot {
-            entry: Some(old), ..
-        }) = self.data.get(key)
-        {
-            if let Some(at) = old.expires_at_ms {
-                self.expiring.remove(&(at, key.to_vec()));
-            }
-            self.live = self.live.saturating_sub(1);
-            self.bytes = self.bytes.saturating_sub(entry_size(key, old));
-        }
-    }
-
-    /// Applies versioned mutations; returns the storage operations for the ones that
-    /// took effect.
+    /// Applies versioned mutations (a replica's or learner's copy of the primary's
+    /// writes); returns the storage operations for the ones that took effect, which
+    /// take the received keys and values, memory a copy.
     pub fn apply_mutations(
         &mut self,
         partition: u32,
-        mutations: &[(Version, Mutation)],
+        mutations: Vec<(Version, Mutation)>,
         tombstones: bool,
     ) -> Vec<Op> {
         let mut ops = Vec::with_capacity(mutations.len());
         for (version, m) in mutations {
             match m {
                 Mutation::Put { key, entry } => {
-                    if self.apply(key, *version, Some(entry.clone()), tombstones) {
+                    if self.apply_owned(key.clone(), version, Some(entry.clone()), tombstones) {
                         ops.push(Op::Put {
                             partition,
-                            key: key.clone(),
-                            record: Record {
-                                version: *version,
-                                entry: entry.clone(),
-                            },
+                            key,
+                            record: Record { version, entry },
                         });
                     }
                 }
                 Mutation::Delete { key } => {
-                    if self.apply(key, *version, None, tombstones) {
-                        ops.push(Op::Delete {
-                            partition,
-                            key: key.clone(),
-                        });
+                    if self.apply_owned(key.clone(), version, None, tombstones) {
+                        ops.push(Op::Delete { partition, key });
                     }
                 }
             }

@@ -54,6 +54,13 @@ impl KeyView for Overlay<'_> {
             None => self.base.get(key),
         }
     }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        match self.changed.get(key) {
+            Some(state) => state.is_some(),
+            None => self.base.contains(key),
+        }
+    }
 }
 
 impl Overlay<'_> {
@@ -350,7 +357,7 @@ impl Node {
             Role::Learner if st.learning.epoch == epoch => !st.learning.snapshot_done,
             _ => return Response::NotOwner,
         };
-        let ops = st.apply_mutations(p, &mutations, tombstones);
+        let ops = st.apply_mutations(p, mutations, tombstones);
         match self.storage.write(ops).await {
             Ok(()) => Response::Ok,
             Err(e) => Response::Error(e.to_string()),
@@ -363,8 +370,8 @@ impl Node {
 fn apply_owned(st: &mut PartState, mutations: Vec<(Version, Mutation)>) {
     for (version, m) in mutations {
         match m {
-            Mutation::Put { key, entry } => st.apply(&key, version, Some(entry), false),
-            Mutation::Delete { key } => st.apply(&key, version, None, false),
+            Mutation::Put { key, entry } => st.apply_owned(key, version, Some(entry), false),
+            Mutation::Delete { key } => st.apply_owned(key, version, None, false),
         };
     }
 }

@@ -214,36 +214,7 @@ impl Node {
             .map(|m| m.addr.clone())
             .ok_or(Retry::NotOwner)?;
         self.metrics.forwarded.inc_by(commands.len() as u64);
-        let sent = commands.len();
-        let req = match commands.len() {
-            1 => Request::Forward {
-                epoch: cfg.epoch,
-                partition: p,
-                args: commands.pop().unwrap_or_default(),
-            },
-            _ => Request::ForwardBatch {
-                epoch: cfg.epoch,
-                partition: p,
-                commands: std::mem::take(commands),
-            },
-        };
-        let answer = self.peers.call(&addr, &req, FORWARD_TIMEOUT).await;
-        match req {
-            Request::Forward { args, .. } => commands.push(args),
-            Request::ForwardBatch { commands: lent, .. } => *commands = lent,
-            _ => {}
-        }
-        match answer {
-            Ok(Response::Reply(r)) if sent == 1 => Ok(vec![r]),
-            Ok(Response::Replies(replies)) if replies.len() == sent => Ok(replies),
-            // The primary executed something, so this is an answer, not a retry.
-            Ok(Response::Reply(_) | Response::Replies(_)) => Ok(commands
-                .iter()
-                .map(|_| errors::err("ERR the partition's primary answered out of step"))
-                .collect()),
-            Ok(other) => Err(self.retry_from(&addr, other)),
-            Err(e) => Err(Retry::Unreachable(e.to_string())),
-        }
+        self.forward(p, cfg.epoch, addr, commands).await
     }
 
     /// The retry a non-answer from the peer at `addr` calls for; a peer on a newer

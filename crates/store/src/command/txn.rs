@@ -8,12 +8,23 @@ use std::collections::HashMap;
 /// of a command). Returns the entry as stored, expired or not: expiry is decided here.
 pub trait KeyView {
     fn get(&mut self, key: &[u8]) -> Option<Entry>;
+
+    /// Whether an entry (live or expired) is stored for `key`. Views override it to
+    /// answer without copying the value out, as a write that replaces a key only needs
+    /// to know whether it existed.
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.get(key).is_some()
+    }
 }
 
 /// Lets tests and simple engines use a plain map as a view.
 impl<S: std::hash::BuildHasher> KeyView for HashMap<Vec<u8>, Entry, S> {
     fn get(&mut self, key: &[u8]) -> Option<Entry> {
         HashMap::get(self, key).cloned()
+    }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.contains_key(key)
     }
 }
 
@@ -102,7 +113,7 @@ impl<'a> Txn<'a> {
             self.touched[i].state = state;
             return;
         }
-        let stored = self.view.get(key).is_some();
+        let stored = self.view.contains(key);
         self.record(key, stored, state);
     }
 

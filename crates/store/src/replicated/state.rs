@@ -137,6 +137,10 @@ impl KeyView for State {
     fn get(&mut self, key: &[u8]) -> Option<Entry> {
         self.records.get(key).and_then(|r| r.entry.clone())
     }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.records.get(key).is_some_and(|r| r.entry.is_some())
+    }
 }
 
 #[cfg(test)]

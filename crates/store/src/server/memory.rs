@@ -55,6 +55,12 @@ impl KeyView for Keyspace {
             .find(|(k, _)| k == key)
             .map(|(_, e)| e.clone())
     }
+
+    fn contains(&mut self, key: &[u8]) -> bool {
+        self.buckets
+            .get(&scan_position(key))
+            .is_some_and(|b| b.iter().any(|(k, _)| k == key))
+    }
 }
 
 #[derive(Default)]
