@@ -120,9 +120,15 @@ mod tests {
             { "name": "sidecar", "image": "s" },
             { "name": "web", "image": "app", "readinessProbe": probe() },
         ]);
-        assert_eq!(advise(&frontend(containers.clone(), Some("web"))), Vec::new());
+        assert_eq!(
+            advise(&frontend(containers.clone(), Some("web"))),
+            Vec::new()
+        );
         let advice = advise(&frontend(containers, None));
-        assert!(advice[0].message.contains("container sidecar"), "{advice:?}");
+        assert!(
+            advice[0].message.contains("container sidecar"),
+            "{advice:?}"
+        );
     }
 
     #[test]

@@ -77,14 +77,29 @@ pub fn abandon_gone(
     }
     let mut next = state.clone();
     for (i, p) in lost.iter().enumerate() {
-        let Some(reps) = next.replicas.get_mut(*p as usize) else {
+        let p = *p as usize;
+        let Some(reps) = next.replicas.get_mut(p) else {
             continue;
         };
         reps.retain(|id| !gone(id));
         if reps.is_empty() {
-            reps.push(heirs[i % heirs.len()].clone());
+            // A learner of the partition keeps what it copied before its source went.
+            let learner = state
+                .learners
+                .get(p)
+                .into_iter()
+                .flatten()
+                .find(|id| heirs.contains(id));
+            reps.push(learner.unwrap_or(&heirs[i % heirs.len()]).clone());
         }
     }
+    // A move in flight was planned around the gone pods (a pod deleted with force while it
+    // handed off): start over from the ring as it now stands, as a failover that involves
+    // a dead node does, and let the next decision plan the move again. Keeping it would
+    // name an heir as both primary and learner, which every node refuses.
+    next.target = None;
+    next.learners = Vec::new();
+    next.draining.retain(|id| !gone(id));
     let named: BTreeSet<String> = next
         .replicas
         .iter()
@@ -202,6 +217,37 @@ mod tests {
         let (next, lost) = abandon_gone(&state, &present(&["b", "c"])).expect("gives up");
         assert_eq!(lost, vec![0]);
         assert_eq!(next.replicas[0], vec!["b"]);
+    }
+
+    /// The end-to-end comparison found this: a pod force-deleted while its handoff had
+    /// started (learners copying its partitions, a target placed) left the ring at an
+    /// epoch every node refused ("partition 2 names node … twice") for minutes.
+    #[test]
+    fn a_pod_gone_during_its_handoff_restarts_the_move_without_naming_a_node_twice() {
+        let mut state = ring(vec![vec!["a"], vec!["b"], vec!["a"], vec!["c"]], &["a"]);
+        state.learners = vec![vec!["b".into()], vec![], vec!["c".into()], vec![]];
+        state.target = Some(vec![
+            vec!["b".into()],
+            vec!["b".into()],
+            vec!["c".into()],
+            vec!["c".into()],
+        ]);
+        state.draining = vec!["a".into()];
+        let (next, lost) = abandon_gone(&state, &present(&["b", "c"])).expect("gives up");
+        assert_eq!(lost, vec![0, 2]);
+        // The learners inherit what they copied.
+        assert_eq!(next.replicas[0], vec!["b"]);
+        assert_eq!(next.replicas[2], vec!["c"]);
+        assert!(next.learners.iter().all(Vec::is_empty));
+        assert_eq!(next.target, None);
+        assert!(next.draining.is_empty());
+        for (p, reps) in next.replicas.iter().enumerate() {
+            let learners = next.learners.get(p).cloned().unwrap_or_default();
+            let all: Vec<&String> = reps.iter().chain(&learners).collect();
+            let unique: BTreeSet<&String> = all.iter().copied().collect();
+            assert_eq!(all.len(), unique.len(), "partition {p} names a node twice");
+            assert!(all.iter().all(|id| next.members.contains_key(*id)));
+        }
     }
 
     #[test]
