@@ -3,7 +3,7 @@
 // azure, clouddns, ...) pull in their SDKs: most of its cold build time. The plugin chain's
 // order comes from CoreDNS's own directive list (core/dnsserver), not from these imports, so
 // leaving plugins out changes nothing for the ones kept; a Corefile that names a plugin not
-// linked here fails at start with "unknown directive".
+// linked here fails at start: "no action found for directive ... (missing a plugin?)".
 //
 // Add a plugin to the Corefile? Import it here too; build.sh's cache key hashes this file,
 // go.mod and go.sum, so the next `hack/node/build.sh` builds the new binary.
