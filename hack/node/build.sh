@@ -2,7 +2,8 @@
 # Builds what the single-node cluster needs beyond the control plane, into the same
 # version-keyed cache as hack/k8s/build.sh (${SESSIONPLANE_CACHE:-~/.cache/sessionplane}):
 #   containerd, ctr, containerd-shim-runc-v2   go install from the Go module proxy
-#   coredns                                    go install from the Go module proxy
+#   coredns                                    go build of hack/node/coredns (only the Corefile's
+#                                              plugins), modules from the Go module proxy
 #   pause image                                build/pause/linux/pause.c of the kubernetes module, gcc -static
 #   coredns image                              the coredns binary in a one-layer OCI tarball
 #   traefik + its image (only `build.sh traefik`) go build of the released module (its go.mod
@@ -13,6 +14,7 @@
 #   hack/node/build.sh [all]   build whatever is missing
 #   hack/node/build.sh debs    install the Debian packages only
 #   hack/node/build.sh traefik build Traefik and its image if missing (hack/e2e/routing.sh)
+#   hack/node/build.sh prefetch  only download the modules of missing CoreDNS/Traefik builds
 #   hack/node/build.sh paths   print the cache locations as shell variables
 set -euo pipefail
 # shellcheck source=hack/node/lib.sh
@@ -67,9 +69,14 @@ build_containerd() {
   rm -rf "$CONTAINERD_BIN" && mv "$tmp" "$CONTAINERD_BIN"
 }
 
+# The slim CoreDNS: 2.5 min cold instead of 10 for the release's every plugin (docs/node.md).
+# -mod=readonly: the committed go.sum is the whole truth, nothing is written into the repo.
 build_coredns() {
-  go_install "$COREDNS_BIN" "" "$COREDNS_VERSION" github.com/coredns/coredns
-  rm -rf "$COREDNS_BIN" && mv "$COREDNS_BIN.tmp" "$COREDNS_BIN"
+  local tmp=$COREDNS_BIN.tmp
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  (cd "$COREDNS_MODULE" && CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false" "${NICE[@]}" \
+    go build -trimpath -ldflags "-s -w" -o "$tmp/coredns" .)
+  rm -rf "$COREDNS_BIN" && mv "$tmp" "$COREDNS_BIN"
 }
 
 pause_source() {
@@ -100,10 +107,16 @@ build_coredns_image() {
 # Traefik's go.mod replaces modules (one with a local path), which `go install pkg@version`
 # refuses; building inside a copy of the released module source honours them. The version
 # string upstream sets with -X is set the same way, so /api/version and the logs tell it.
-build_traefik() {
-  local m=github.com/traefik/traefik/v3 src tmp=$TRAEFIK_BIN.tmp work=$CACHE/src/traefik-$TRAEFIK_VERSION
-  src=$(cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json "$m@$TRAEFIK_VERSION" |
+TRAEFIK_MODULE=github.com/traefik/traefik/v3
+
+traefik_source() { # the released module's directory in the module cache (downloaded if missing)
+  (cd "$CACHE" && GOFLAGS=-mod=mod go mod download -json "$TRAEFIK_MODULE@$TRAEFIK_VERSION" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+}
+
+build_traefik() {
+  local m=$TRAEFIK_MODULE src tmp=$TRAEFIK_BIN.tmp work=$CACHE/src/traefik-$TRAEFIK_VERSION
+  src=$(traefik_source)
   rm -rf "$work" "$tmp" && mkdir -p "$tmp" "$CACHE/src"
   cp -r "$src" "$work" && chmod -R u+w "$work"
   (cd "$work" && CGO_ENABLED=0 GOFLAGS=-mod=readonly "${NICE[@]}" go build -trimpath \
@@ -126,6 +139,24 @@ build_traefik_all() {
   [[ -f $TRAEFIK_TAR ]] || build_traefik_image
 }
 
+# Downloads the modules the CoreDNS and Traefik builds will need, compiling nothing, for the
+# builds that are missing. Network-bound: hack/test.sh runs it in the background while the
+# cold Rust builds hold the cores (Traefik's modules took 293 s to fetch here, docs/node.md).
+# `go list -deps` with the builds' own settings fetches exactly the modules they compile.
+prefetch() {
+  mkdir -p "$CACHE"
+  if [[ ! -x $COREDNS_BIN/coredns ]]; then
+    (cd "$COREDNS_MODULE" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go list -deps . >/dev/null)
+    node_log "prefetch: CoreDNS modules present"
+  fi
+  if [[ ! -x $TRAEFIK_BIN/traefik ]]; then
+    local src
+    src=$(traefik_source)
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go list -deps ./cmd/traefik >/dev/null)
+    node_log "prefetch: Traefik modules present"
+  fi
+}
+
 build_all() {
   local start=$SECONDS
   mkdir -p "$CACHE" "$IMAGES"
@@ -135,7 +166,7 @@ build_all() {
   [[ -f $PAUSE_TAR ]] || timed "pause-$PAUSE_VERSION" build_pause
   [[ -x $CONTAINERD_BIN/containerd && -x $CONTAINERD_BIN/ctr && -x $CONTAINERD_BIN/containerd-shim-runc-v2 ]] ||
     timed "containerd-$CONTAINERD_VERSION" build_containerd
-  [[ -x $COREDNS_BIN/coredns ]] || timed "coredns-$COREDNS_VERSION" build_coredns
+  [[ -x $COREDNS_BIN/coredns ]] || timed "coredns-$COREDNS_KEY" build_coredns
   [[ -f $COREDNS_TAR ]] || build_coredns_image
   node_log "node components present in $CACHE (this run: $((SECONDS - start))s)"
 }
@@ -145,9 +176,10 @@ case ${1:-all} in
   all) build_all ;;
   debs) install_debs ;;
   traefik) build_traefik_all ;;
+  prefetch) prefetch ;;
   paths)
     printf 'CONTAINERD_BIN=%q\nCOREDNS_BIN=%q\nPAUSE_TAR=%q\nPAUSE_REF=%q\nCOREDNS_TAR=%q\nCOREDNS_REF=%q\nTRAEFIK_BIN=%q\nTRAEFIK_TAR=%q\nTRAEFIK_REF=%q\n' \
       "$CONTAINERD_BIN" "$COREDNS_BIN" "$PAUSE_TAR" "$PAUSE_REF" "$COREDNS_TAR" "$COREDNS_REF" "$TRAEFIK_BIN" "$TRAEFIK_TAR" "$TRAEFIK_REF"
     ;;
-  *) sed -n '13,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '14,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

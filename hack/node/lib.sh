@@ -10,20 +10,26 @@ STATE=${SESSIONPLANE_STATE:-$CACHE/cluster}
 NODE_STATE=$STATE/node
 
 CONTAINERD_VERSION=v2.2.9
-COREDNS_VERSION=v1.14.7
+# CoreDNS is our own main module (hack/node/coredns) linking only the plugins the Corefile uses;
+# its go.mod pins the CoreDNS release. The cache key hashes the module's files, so a change of
+# plugin list or of version builds a new binary and a new image tag.
+COREDNS_MODULE=$NODE_REPO/hack/node/coredns
+COREDNS_VERSION=$(awk '$1 == "require" && $2 == "github.com/coredns/coredns" { print $3 }' "$COREDNS_MODULE/go.mod")
+COREDNS_KEY=$COREDNS_VERSION-$(cat "$COREDNS_MODULE/main.go" "$COREDNS_MODULE/go.mod" "$COREDNS_MODULE/go.sum" |
+  sha256sum | cut -c1-12)
 PAUSE_VERSION=3.10.1
 # The ingress controller of the routing scenario (hack/e2e/routing.sh), built from source.
 TRAEFIK_VERSION=v3.6.12
 
 CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
-COREDNS_BIN=$CACHE/coredns-$COREDNS_VERSION/bin
+COREDNS_BIN=$CACHE/coredns-$COREDNS_KEY/bin
 IMAGES=$CACHE/images
 CNI_BIN_DIR=${SESSIONPLANE_CNI_BIN_DIR:-/usr/lib/cni}
 
 PAUSE_REF=localhost/sessionplane/pause:$PAUSE_VERSION
 PAUSE_TAR=$IMAGES/pause-$PAUSE_VERSION.tar
-COREDNS_REF=localhost/sessionplane/coredns:$COREDNS_VERSION
-COREDNS_TAR=$IMAGES/coredns-$COREDNS_VERSION.tar
+COREDNS_REF=localhost/sessionplane/coredns:$COREDNS_KEY
+COREDNS_TAR=$IMAGES/coredns-$COREDNS_KEY.tar
 TRAEFIK_BIN=$CACHE/traefik-$TRAEFIK_VERSION/bin
 TRAEFIK_REF=localhost/sessionplane/traefik:$TRAEFIK_VERSION
 TRAEFIK_TAR=$IMAGES/traefik-$TRAEFIK_VERSION.tar
