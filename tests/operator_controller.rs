@@ -385,6 +385,23 @@ async fn wait_settled(ns: &TestNs, cluster: &str) -> BTreeMap<(String, String), 
     panic!("owned objects of {cluster} kept changing for 20s");
 }
 
+/// The Warning Event with `reason` about SessionCluster `name`, within 20 s.
+async fn wait_warning(events: &Api<Event>, reason: &str, name: &str) -> Event {
+    wait_for(
+        &format!("a Warning Event {reason} about {name}"),
+        Duration::from_secs(20),
+        || async {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            })
+        },
+    )
+    .await
+}
+
 /// An invalid spec the schema cannot catch (the template is opaque to it): status
 /// Invalid, a Degraded condition with the message, a Warning Event, nothing created,
 /// and no hot loop; once fixed, applied, with advice on what still hurts users.
@@ -420,19 +437,7 @@ async fn invalid_spec_is_reported_not_applied() {
     );
 
     let events: Api<Event> = Api::namespaced(client.clone(), &ns.name);
-    let warning = wait_for(
-        "a Warning Event for the invalid spec",
-        Duration::from_secs(20),
-        || async {
-            let list = events.list(&ListParams::default()).await.ok()?;
-            list.items.into_iter().find(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.reason.as_deref() == Some("Invalid")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
-            })
-        },
-    )
-    .await;
+    let warning = wait_warning(&events, "Invalid", "broken").await;
     assert!(warning.note.unwrap_or_default().contains("containerName"));
     assert!(
         owned(&ns, "broken").await.is_empty(),
@@ -479,19 +484,7 @@ async fn invalid_spec_is_reported_not_applied() {
     assert!(!owned(&ns, "broken").await.is_empty());
 
     // Valid now, but its web container has no readinessProbe: applied, and advised against.
-    let advice = wait_for(
-        "a Warning Event advising a readiness probe",
-        Duration::from_secs(20),
-        || async {
-            let list = events.list(&ListParams::default()).await.ok()?;
-            list.items.into_iter().find(|e| {
-                e.type_.as_deref() == Some("Warning")
-                    && e.reason.as_deref() == Some("FrontendWithoutReadinessProbe")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
-            })
-        },
-    )
-    .await;
+    let advice = wait_warning(&events, "FrontendWithoutReadinessProbe", "broken").await;
     assert!(
         advice
             .note
