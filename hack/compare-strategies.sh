@@ -9,8 +9,8 @@
 #
 # For each strategy, in its own namespace, a SessionCluster from manifests/examples/<s>.yaml
 # with 3 frontends, routed by the frontend Service (kube-proxy, no affinity: the same path for
-# every strategy, and the worst case for Sticky, whose agents then forward most requests to
-# the owner), while COMPARE_USERS users (30) click through tests/e2e/loadgen.mjs:
+# every strategy; Sticky, which refuses None, gets ClientIP, see render_example), while
+# COMPARE_USERS users (30) click through tests/e2e/loadgen.mjs:
 #   steady            COMPARE_STEADY_SECONDS (30): latency of session reads and writes as the
 #                     frontend saw them (the demo's Server-Timing header)
 #   kill-frontend     one frontend pod deleted with --grace-period=0 --force (a crash)
