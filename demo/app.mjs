@@ -30,6 +30,10 @@ function requestTimeout(ms) {
     const timer = setTimeout(() => {
       res.locals.abandoned = true;
       if (!res.headersSent) {
+        // Detach the session first: express-session holds back the end of any response
+        // whose loaded session it still means to save or touch, and that save would wait on
+        // the very store this request gave up on, so the 503 would hang with it.
+        req.session = null;
         res.status(503).type("text/plain").send(`session store did not answer within ${ms} ms\n`);
       }
     }, ms);
@@ -45,7 +49,15 @@ class RequestAbandoned extends Error {}
 
 function ensureWanted(res) {
   if (res.locals.abandoned || res.headersSent) {
-    throw new RequestAbandoned("the request timed out or the client went away before the save");
+    throw new RequestAbandoned("the request timed out or the client went away before the save; nothing saved");
+  }
+}
+
+// After a store write (save, destroy) the request had already sent: the store may hold it
+// although the client was answered 503, the usual outcome of a timed-out write.
+function ensureStillWanted(res) {
+  if (res.locals.abandoned || res.headersSent) {
+    throw new RequestAbandoned("the request timed out while its store write was in flight; the store may hold it");
   }
 }
 
@@ -58,6 +70,7 @@ async function startSession(req, res, user) {
   req.session.user = user;
   req.session.counter = 0;
   await promisify((cb) => req.session.save(cb));
+  ensureStillWanted(res);
 }
 
 async function increment(req, res) {
@@ -65,6 +78,7 @@ async function increment(req, res) {
   req.session.counter = (req.session.counter ?? 0) + 1;
   const started = performance.now();
   await promisify((cb) => req.session.save(cb));
+  ensureStillWanted(res);
   res.locals.sessionWriteMs = performance.now() - started;
   return req.session.counter;
 }
@@ -95,6 +109,7 @@ function withTiming(res) {
 
 async function endSession(req, res) {
   if (req.session) await promisify((cb) => req.session.destroy(cb));
+  ensureStillWanted(res);
   res.clearCookie(COOKIE_NAME, { path: "/" });
 }
 
@@ -203,7 +218,7 @@ export function createApp(config, client) {
   // Client errors keep their status; anything else came from the session store (reads,
   // saves, regenerate, destroy) and is a 503: the app stays up and says why.
   app.use((err, req, res, next) => {
-    if (err instanceof RequestAbandoned) return console.error(`${req.method} ${req.path}: ${err.message}; nothing saved`);
+    if (err instanceof RequestAbandoned) return console.error(`${req.method} ${req.path}: ${err.message}`);
     if (res.headersSent) return next(err);
     if (err.expose && err.status >= 500) {
       // The app's own limit (a session too large for a cookie), not the store.

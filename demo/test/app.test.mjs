@@ -5,7 +5,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import net from "node:net";
@@ -46,6 +46,44 @@ async function startStore(port) {
   throw new Error(`${cmd} did not listen on ${port} within 5 s`);
 }
 
+// SIGSTOP stops a multi-threaded store only once the kernel has scheduled one of its
+// threads to take the signal; until then its other threads go on answering. On a busy
+// machine that is long enough to serve a request sent just after kill(), so wait until
+// every thread is stopped.
+async function freeze(proc) {
+  proc.kill("SIGSTOP");
+  const dir = `/proc/${proc.pid}/task`;
+  const allStopped = () => readdirSync(dir).every((t) => /^\d+ \(.*\) T /.test(readFileSync(`${dir}/${t}/stat`, "utf8")));
+  await waitFor(`store process ${proc.pid} stopped`, async () => allStopped(), 500);
+}
+
+// A Redis-protocol relay that, once told to, holds everything after the next SET until
+// released: a store that answers reads and then keeps a write waiting, at one exact point.
+async function holdingRelay(targetPort) {
+  const relay = { holding: false, held: [], sockets: [] };
+  relay.server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, "127.0.0.1");
+    relay.sockets.push(client, upstream);
+    upstream.pipe(client);
+    client.on("data", (chunk) => {
+      if (relay.held.length || (relay.holding && chunk.includes("SET"))) relay.held.push([upstream, chunk]);
+      else upstream.write(chunk);
+    });
+    for (const s of [client, upstream]) s.on("error", () => {});
+  });
+  await new Promise((resolve) => relay.server.listen(0, "127.0.0.1", resolve));
+  relay.port = relay.server.address().port;
+  relay.release = () => {
+    relay.holding = false;
+    for (const [upstream, chunk] of relay.held.splice(0)) upstream.write(chunk);
+  };
+  relay.close = () => {
+    for (const s of relay.sockets) s.destroy();
+    relay.server.close();
+  };
+  return relay;
+}
+
 async function waitFor(what, fn, tries = 100) {
   for (let i = 0; i < tries; i++) {
     if (await fn()) return;
@@ -57,8 +95,8 @@ async function waitFor(what, fn, tries = 100) {
 let storePort, store;
 const apps = [];
 
-async function startApp(name) {
-  const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${storePort}/0`, POD_NAME: name, REQUEST_TIMEOUT_MS: "2000" });
+async function startApp(name, port = storePort) {
+  const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}/0`, POD_NAME: name, REQUEST_TIMEOUT_MS: "2000" });
   const client = createStoreClient(config.storeUrl, quiet);
   connectInBackground(client, quiet);
   const server = await new Promise((resolve) => {
@@ -200,7 +238,7 @@ test("a request answered 503 on timeout saves nothing when the store answers lat
   const cookie = cookieOf(res);
   assert.equal((await post(`${a.base}/api/increment`, cookie)).status, 200);
   // The store is frozen, not gone: the session read waits past the app's 2 s deadline.
-  store.kill("SIGSTOP");
+  await freeze(store);
   try {
     res = await post(`${a.base}/api/increment`, cookie);
     assert.equal(res.status, 503);
@@ -213,4 +251,37 @@ test("a request answered 503 on timeout saves nothing when the store answers lat
   await waitFor("readyz 200 after the store resumes", async () => (await fetch(`${a.base}/readyz`)).status === 200);
   res = await fetch(`${a.base}/api/me`, { headers: { cookie } });
   assert.deepEqual(await res.json(), { user: "dave", counter: 1, pod: "pod-a" });
+});
+
+test("a save the store keeps waiting is answered 503 at the deadline, not when the store answers", async () => {
+  const relay = await holdingRelay(storePort);
+  try {
+    const a = await startApp("pod-held", relay.port);
+    let res = await post(`${a.base}/api/login`, null, { user: "erin" });
+    const cookie = cookieOf(res);
+    // Read the whole answer: express-session ends a response only once its own save or
+    // touch is done, and that write must not be the one held.
+    assert.equal((await res.json()).counter, 0);
+    relay.holding = true;
+    res = await post(`${a.base}/api/increment`, cookie);
+    assert.equal(res.status, 503);
+    // The whole answer, not just its head: the body must not wait for the held save.
+    const body = await Promise.race([
+      res.text(),
+      sleep(15000).then(() => "the 503's body waited for the store"),
+    ]);
+    assert.match(body, /did not answer within 2000 ms/);
+    relay.release();
+    // The save had been sent before the deadline, so the store applies it once it answers:
+    // a timed-out write may land, and the app goes on serving.
+    await waitFor("the held save lands", async () => {
+      const me = await (await fetch(`${a.base}/api/me`, { headers: { cookie } })).json();
+      return me.counter === 1;
+    });
+    res = await post(`${a.base}/api/increment`, cookie);
+    assert.deepEqual(await res.json(), { user: "erin", counter: 2, pod: "pod-held" });
+  } finally {
+    relay.release();
+    relay.close();
+  }
 });
