@@ -174,7 +174,7 @@ compare_one() { # token
   sleep "$STEADY"
 
   phase "$s" kill-frontend
-  victim=$(frontends | head -1)
+  victim=$(frontends | awk 'NR == 1')
   k -n "$E2E_NS" delete pod "$victim" --grace-period=0 --force >/dev/null 2>&1
   sleep 2
   e2e_wait_ready 3 "$stores" "$STEP_TIMEOUT" || e2e_log "$s: not back to 3 frontends"
@@ -198,7 +198,7 @@ compare_one() { # token
     sleep 5
   fi
 
-  victim=$(frontends | head -1)
+  victim=$(frontends | awk 'NR == 1')
   if netns=$(pod_netns_pid "$victim"); then
     phase "$s" partition
     partition "$netns"

@@ -129,7 +129,7 @@ sticky_e2e() {
   sleep 5
 
   sticky_phase "$sw" delete-frontend-pod
-  victim=$(sticky_pods | head -1)
+  victim=$(sticky_pods | awk 'NR == 1') # not head: kubectl would die of SIGPIPE under pipefail
   t=$SECONDS
   k -n "$STICKY_NS" delete pod "$victim" --wait=false >/dev/null
   e2e_log "deleted frontend pod $victim"
