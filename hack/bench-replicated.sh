@@ -39,7 +39,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=hack/lib/ports.sh
+. "$ROOT/hack/lib/ports.sh"
 
 # Sum of one metric over every agent's /metrics.
 metric_sum() { # name admin...

@@ -70,28 +70,8 @@ cp "$TARGET/release/store-node" "$TARGET/release/examples/resize_bench" "$WORK/b
 BENCH="$WORK/bin/resize_bench"
 COMMON=(--sessions "$SESSIONS" --value-size "$VALUE_SIZE" --workers "$WORKERS" --pace-ms "$PACE_MS")
 
-# A loopback port P with P+10000 also free (Redis Cluster's bus port), or a plain one.
-free_port() {
-    python3 - "$1" <<'PY'
-import random, socket, sys
-bus = sys.argv[1] == "bus"
-for _ in range(1000):
-    p = random.randint(20000, 30000)
-    held = []
-    try:
-        for q in ([p, p + 10000] if bus else [p]):
-            s = socket.socket()
-            s.bind(("127.0.0.1", q))
-            held.append(s)
-        print(p)
-        break
-    except OSError:
-        pass
-    finally:
-        for s in held:
-            s.close()
-PY
-}
+# shellcheck source=hack/lib/ports.sh
+. "$ROOT/hack/lib/ports.sh"
 wait_ping() {
     for _ in $(seq 1 100); do
         redis-cli -p "$1" PING >/dev/null 2>&1 && return 0
@@ -120,7 +100,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$WORK/redis"
 redis_nodes=()
 for _ in 1 2 3 4; do
-    p=$(free_port bus)
+    p=$(free_bus_port)
     redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes \
         --cluster-config-file "$WORK/redis/nodes-$p.conf" --cluster-node-timeout 5000 \
         --dir "$WORK/redis" --save "" --appendonly no --logfile "$WORK/logs/redis-$p.log" &
@@ -138,7 +118,7 @@ rm -rf "$WORK/redis"
 mkdir -p "$WORK/store"
 store_nodes=()
 for i in 1 2 3 4; do
-    id="s$i" resp=$(free_port plain) peer=$(free_port plain) admin=$(free_port plain)
+    id="s$i" resp=$(free_port) peer=$(free_port) admin=$(free_port)
     RUST_LOG=info "$WORK/bin/store-node" --id "$id" --listen "127.0.0.1:$resp" \
         --peer-listen "127.0.0.1:$peer" --admin "127.0.0.1:$admin" \
         --data-dir "$WORK/store/$id" --fsync everysec >"$WORK/logs/$id.log" 2>&1 &

@@ -35,7 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=hack/lib/ports.sh
+. "$ROOT/hack/lib/ports.sh"
 wait_port() {
     for _ in $(seq 1 100); do
         redis-cli -p "$1" PING >/dev/null 2>&1 && return 0

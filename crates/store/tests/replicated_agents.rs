@@ -175,7 +175,7 @@ async fn agents_that_join_together_push_to_each_other_before_they_serve() {
     for a in &mut joining {
         a.start();
     }
-    for a in &joining {
+    for a in &mut joining {
         a.wait_ready().await;
     }
     for round in 0..20 {

@@ -59,13 +59,31 @@ impl AgentProc {
         self.child = Some(child);
     }
 
-    pub async fn wait_ready(&self) {
-        let admin = self.admin.clone();
-        eventually(Duration::from_secs(20), "agent ready", || {
-            let admin = admin.clone();
-            async move { matches!(http(&admin, "GET", "/readyz", None).await, Ok((200, _))) }
-        })
-        .await;
+    /// Until /readyz answers 200; an agent that exits first fails the test at once, with
+    /// its log (a bind error, a crash), rather than after the whole wait.
+    pub async fn wait_ready(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if matches!(
+                http(&self.admin, "GET", "/readyz", None).await,
+                Ok((200, _))
+            ) {
+                return;
+            }
+            assert!(
+                self.is_running(),
+                "{} exited before it was ready:\n{}",
+                self.id,
+                self.log()
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {} to be ready:\n{}",
+                self.id,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn kill9(&mut self) {
@@ -183,7 +201,7 @@ pub async fn fleet_in(
     for a in &mut agents {
         a.start();
     }
-    for a in &agents {
+    for a in &mut agents {
         a.wait_ready().await;
     }
     // Every agent holds every other live before the test writes.
