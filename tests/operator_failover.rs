@@ -20,17 +20,13 @@ use sessionplane_operator::ring_driver::health::{FailoverPolicy, HealthBook};
 use sessionplane_operator::ring_driver::node_api;
 use sessionplane_operator::ring_driver::state::RingState;
 use sessionplane_store::loadgen::{Endpoints, LoadConfig, LoadGen};
+use sessionplane_store::local_ports::free_port;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "test/failover";
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
 
 struct StoreNode {
     id: String,

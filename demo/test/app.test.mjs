@@ -19,14 +19,20 @@ const PASSWORD = "demo-test-pw";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const quiet = { log() {}, error() {} };
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
+// A port from listen(0)-and-close can be handed to an outgoing connection before the
+// store binds it; these come from below the kernel's ephemeral range (32768 up).
+let nextPort = 16000 + ((process.pid * 997) % 16768);
+async function freePort() {
+  for (let i = 0; i < 16768; i++) {
+    const port = nextPort;
+    nextPort = nextPort + 1 >= 32768 ? 16000 : nextPort + 1;
+    const free = await new Promise((resolve) => {
+      const s = net.createServer().listen(port, "127.0.0.1", () => s.close(() => resolve(true)));
+      s.on("error", () => resolve(false));
     });
-    s.on("error", reject);
-  });
+    if (free) return port;
+  }
+  throw new Error("no free loopback port in 16000..32767");
 }
 
 async function startStore(port) {

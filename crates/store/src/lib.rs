@@ -5,6 +5,7 @@ pub mod backend;
 pub mod cluster;
 pub mod command;
 pub mod loadgen;
+pub mod local_ports;
 pub mod metrics;
 pub mod node;
 pub mod replicated;

@@ -12,6 +12,7 @@ pub mod procs;
 
 pub use http_client::{http, http_from};
 use sessionplane_store::loadgen::Report;
+pub use sessionplane_store::local_ports::free_port;
 use std::time::{Duration, Instant};
 
 /// The recording client's first check after a run: no read saw a value it could not have
@@ -52,32 +53,4 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// A free loopback port that nothing else will take before the test's process binds it.
-///
-/// Ports come from below the kernel's ephemeral range (`ip_local_port_range`, 32768 up
-/// by default), so the many outgoing connections a test run makes (clients, peers,
-/// redis-cli) can never be given one in the gap between this check and the child's bind,
-/// the race that a port from `bind(0)` had: CI saw an agent fail to start on it. Each
-/// port is handed out once per process; the start is spread by pid so test binaries run
-/// side by side rarely meet, and a port something else holds is skipped.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const LOW: u32 = 16_000;
-    const SPAN: u32 = 32_768 - LOW;
-    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let _ = NEXT.compare_exchange(
-        u32::MAX,
-        (std::process::id() * 997) % SPAN,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..SPAN {
-        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in {LOW}..32768");
 }
