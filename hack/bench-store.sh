@@ -6,7 +6,9 @@
 #   node     one store node (store-node, fsync everysec, replicationFactor 1)
 #   front    the protocol front on one in-memory partition (examples/memory-node)
 #   cluster  three store nodes, replicationFactor 2, fsync everysec (client on node 1)
-# then memory per session: SESSIONS keys of 1 KiB loaded through redis-cli --pipe.
+# Each figure comes with the CPU time the target's processes spent per command, read
+# from /proc around each redis-benchmark run.
+# Then memory per session: SESSIONS keys of 1 KiB loaded through redis-cli --pipe.
 #
 # Usage: hack/bench-store.sh > report.md
 # Environment: N (requests per test, 200000), ROUNDS (2), SESSIONS (200000),
@@ -83,46 +85,61 @@ wait_admin() {
     echo "admin $1 did not answer" >&2; return 1
 }
 
-declare -A PORT PID
+declare -A PORT PID CPU_PIDS
 if [[ " $TARGETS " == *" redis "* ]]; then
     p=$(free_port)
     redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-    PID[redis]=$!; PIDS+=($!); PORT[redis]=$p; wait_port "$p"
+    PID[redis]=$!; PIDS+=($!); PORT[redis]=$p; CPU_PIDS[redis]=$!; wait_port "$p"
 fi
 if [[ " $TARGETS " == *" front "* ]]; then
     p=$(free_port)
     "$BIN/examples/memory-node" --listen "127.0.0.1:$p" >"$WORK/front.log" 2>&1 &
-    PID[front]=$!; PIDS+=($!); PORT[front]=$p; wait_port "$p"
+    PID[front]=$!; PIDS+=($!); PORT[front]=$p; CPU_PIDS[front]=$!; wait_port "$p"
 fi
 if [[ " $TARGETS " == *" node "* ]]; then
     read -r resp peer admin pid < <(start_node solo)
-    PIDS+=("$pid"); PID[node]=$pid; PORT[node]=$resp
+    PIDS+=("$pid"); PID[node]=$pid; PORT[node]=$resp; CPU_PIDS[node]=$pid
     wait_admin "$admin"; push_ring 1 "solo=$peer=$admin"; wait_port "$resp"
 fi
 if [[ " $TARGETS " == *" cluster "* ]]; then
     members=()
     for id in c1 c2 c3; do
         read -r resp peer admin pid < <(start_node "$id")
-        PIDS+=("$pid"); members+=("$id=$peer=$admin")
+        PIDS+=("$pid"); members+=("$id=$peer=$admin"); CPU_PIDS[cluster]+=" $pid"
         [ "$id" = c1 ] && PORT[cluster]=$resp && PID[cluster]=$pid
         wait_admin "$admin"
     done
     push_ring 2 "${members[@]}"; wait_port "${PORT[cluster]}"
 fi
 
-# results[target,test,pipeline] = "rps p50 p99" of the best round (highest rps)
+# CPU time (user + system, clock ticks) used so far by the target's processes.
+cpu_ticks() {
+    local pid total=0
+    for pid in ${CPU_PIDS[$1]}; do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# results[target,test,pipeline] = "rps p50 p99 cpu" of the best round (highest rps);
+# cpu: the target's CPU time per command in microseconds (all its processes), which a
+# busy machine disturbs far less than throughput.
 declare -A RES
 bench() {
-    local target=$1 pipeline=$2 line test rps p50 p99
-    while IFS= read -r line; do
-        [[ $line == '"test"'* ]] && continue
+    local target=$1 pipeline=$2 test line rps p50 p99 before after cpu
+    for test in set get; do
+        before=$(cpu_ticks "$target")
+        line=$(redis-benchmark -h 127.0.0.1 -p "${PORT[$target]}" -t "$test" -n "$N" -c "$CLIENTS" -P "$pipeline" --csv 2>/dev/null | grep -v '^"test"' | tail -1)
+        after=$(cpu_ticks "$target")
+        cpu=$(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$N" 'BEGIN{printf "%.2f", t * us / n}')
         IFS=, read -r test rps _ _ p50 _ p99 _ <<<"$(tr -d '"' <<<"$line")"
         local key="$target,$test,$pipeline" old
         old=${RES[$key]:-}
         if [ -z "$old" ] || awk -v a="$rps" -v b="${old%% *}" 'BEGIN{exit !(a>b)}'; then
-            RES[$key]="$rps $p50 $p99"
+            RES[$key]="$rps $p50 $p99 $cpu"
         fi
-    done < <(redis-benchmark -h 127.0.0.1 -p "${PORT[$target]}" -t set,get -n "$N" -c "$CLIENTS" -P "$pipeline" --csv 2>/dev/null)
+    done
 }
 for round in $(seq 1 "$ROUNDS"); do
     for pipeline in 1 16; do
@@ -158,15 +175,15 @@ for target in $TARGETS; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b == 0) print "n/a"; else printf "%.2f", a/b }'; }
-echo "| target | test | pipeline | ops/s | p50 ms | p99 ms | ops/s ÷ redis | p99 ÷ redis |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| target | test | pipeline | ops/s | p50 ms | p99 ms | CPU µs/op | ops/s ÷ redis | p99 ÷ redis | CPU/op ÷ redis |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for pipeline in 1 16; do
     for test in SET GET; do
-        base=${RES[redis,$test,$pipeline]:-"0 0 0"}
-        read -r brps _ bp99 <<<"$base"
+        base=${RES[redis,$test,$pipeline]:-"0 0 0 0"}
+        read -r brps _ bp99 bcpu <<<"$base"
         for target in $TARGETS; do
-            read -r rps p50 p99 <<<"${RES[$target,$test,$pipeline]:-0 0 0}"
-            echo "| $target | $test | $pipeline | $rps | $p50 | $p99 | $(ratio "$rps" "$brps") | $(ratio "$p99" "$bp99") |"
+            read -r rps p50 p99 cpu <<<"${RES[$target,$test,$pipeline]:-0 0 0 0}"
+            echo "| $target | $test | $pipeline | $rps | $p50 | $p99 | $cpu | $(ratio "$rps" "$brps") | $(ratio "$p99" "$bp99") | $(ratio "$cpu" "$bcpu") |"
         done
     done
 done
