@@ -516,7 +516,9 @@ impl Backend for Node {
             let reply = self.dispatch(args).await;
             self.metrics
                 .ops
-                .get_or_create(&crate::metrics::CommandLabels { command: name })
+                .get_or_create(&crate::metrics::CommandLabels {
+                    command: name.to_string(),
+                })
                 .inc();
             self.metrics
                 .latency
@@ -541,12 +543,15 @@ impl Backend for Node {
             for run in names.chunk_by(|a, b| a == b) {
                 self.metrics
                     .ops
-                    .get_or_create(&crate::metrics::CommandLabels { command: run[0] })
+                    .get_or_create(&crate::metrics::CommandLabels {
+                        command: run[0].to_string(),
+                    })
                     .inc_by(run.len() as u64);
             }
-            self.metrics
-                .latency
-                .observe_n(started.elapsed().as_secs_f64(), replies.len() as u64);
+            let elapsed = started.elapsed().as_secs_f64();
+            for _ in 0..replies.len() {
+                self.metrics.latency.observe(elapsed);
+            }
             replies
         })
     }

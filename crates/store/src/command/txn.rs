@@ -1,7 +1,6 @@
 //! One command's view of the keys it touches: reads through to the store, applies
 //! Redis's lazy expiry, and records the resulting state of every key it changes.
 
-use crate::keymap::KeyMap;
 use crate::value::{Entry, Mutation, Value};
 use std::collections::HashMap;
 
@@ -46,7 +45,7 @@ pub(crate) struct Txn<'a> {
     pub now: u64,
     touched: Vec<Touched>,
     /// Position in `touched` by key, kept once there are more than `SCAN_TOUCHED`.
-    index: KeyMap<Vec<u8>, usize>,
+    index: HashMap<Vec<u8>, usize>,
 }
 
 /// A key's value after a type check.
@@ -62,7 +61,7 @@ impl<'a> Txn<'a> {
             view,
             now,
             touched: Vec::new(),
-            index: KeyMap::default(),
+            index: HashMap::new(),
         }
     }
 

@@ -1,9 +1,5 @@
 //! Prometheus metrics of a store node.
 
-mod batch_histogram;
-
-pub use batch_histogram::BatchHistogram;
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -13,8 +9,7 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
-    /// A command's name from its spec: looking a counter up allocates nothing.
-    pub command: &'static str,
+    pub command: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,7 +25,7 @@ pub struct RoleLabels {
 pub struct Metrics {
     pub registry: Registry,
     pub ops: Family<CommandLabels, Counter>,
-    pub latency: BatchHistogram,
+    pub latency: Histogram,
     pub forwarded: Counter,
     pub retries: Family<ReasonLabels, Counter>,
     pub replication_ack: Histogram,
@@ -57,7 +52,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("sessionplane_store");
         let ops = Family::<CommandLabels, Counter>::default();
         registry.register("commands", "Data commands handled, by command", ops.clone());
-        let latency = BatchHistogram::new(exponential_buckets(0.000_05, 2.0, 18));
+        let latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
         registry.register(
             "command_duration_seconds",
             "Time to answer a data command",
