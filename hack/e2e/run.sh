@@ -160,6 +160,12 @@ lg_finish() {
     done
     k -n "$E2E_NS" logs "$LG_POD" >"$WORK/loadgen.out" 2>&1 || true
   fi
+  # The next scenario's load generator writes the same file: a failed run's report goes
+  # to the log now, or the summary at the end would show only the last scenario's.
+  if ((rc != 0)); then
+    e2e_log "load generator exited $rc; its report:"
+    sed 's/^/  loadgen| /' "$WORK/loadgen.out" >&2 || true
+  fi
   return "$rc"
 }
 
