@@ -6,7 +6,7 @@
 import express from "express";
 import session from "express-session";
 import { RedisStore } from "connect-redis";
-import { ping } from "./store.mjs";
+import { ping, storeHealth } from "./store.mjs";
 import { cookieSession, keyringSource } from "./cookie-session.mjs";
 import { counterPage, loginPage } from "./views.mjs";
 
@@ -130,12 +130,23 @@ export function createApp(config, client) {
   // Health checks come before the session middleware: they never touch a session.
   app.get("/healthz", (req, res) => res.type("text/plain").send("ok\n"));
   const keyring = config.keyringDir ? keyringSource(config.keyringDir) : null;
+  const health = client ? storeHealth(client) : null;
   app.get("/readyz", async (req, res) => {
     try {
       if (keyring) keyring();
-      else await ping(client, 1000);
+      else {
+        await ping(client, 1000);
+        health.good();
+      }
       res.type("text/plain").send("ok\n");
     } catch (err) {
+      // Ready once the store answered; then a gap shorter than the grace keeps the pod in
+      // the Service (see storeHealth): its requests get a fast 503 meanwhile.
+      const since = health?.sinceGood() ?? null;
+      if (since !== null && since < config.storeReadyGraceMs) {
+        res.type("text/plain").send(`ok: store unreachable for ${since} ms (${err.message}), within the ${config.storeReadyGraceMs} ms grace\n`);
+        return;
+      }
       res.status(503).type("text/plain").send(`not ready: ${err.message}\n`);
     }
   });

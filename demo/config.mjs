@@ -3,13 +3,14 @@
 // SESSIONPLANE_SESSION_TTL_SECONDS into the frontend container; outside Kubernetes the same
 // variables (or their defaults) point the app at any Redis-protocol server.
 
-function positiveInt(env, name, fallback) {
+function intAtLeast(min, env, name, fallback) {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }
+const positiveInt = (...args) => intAtLeast(1, ...args);
 
 // The operator injects both the parts (SESSIONPLANE_STORE_ADDR, REDIS_PASSWORD) and
 // REDIS_URL, which it builds by plain $(REDIS_PASSWORD) substitution; the parts win because
@@ -43,6 +44,8 @@ export function loadConfig(env = process.env) {
     sessionSecret: env.SESSION_SECRET || "sessionplane-demo-not-a-secret",
     ttlSeconds: positiveInt(env, "SESSIONPLANE_SESSION_TTL_SECONDS", positiveInt(env, "SESSION_TTL_SECONDS", 3600)),
     requestTimeoutMs: positiveInt(env, "REQUEST_TIMEOUT_MS", 5000),
+    // How long /readyz stays 200 after the store was last seen working (demo/store.mjs).
+    storeReadyGraceMs: intAtLeast(0, env, "STORE_READY_GRACE_MS", 10000),
     podName: env.POD_NAME || env.HOSTNAME || "local",
     strategy: env.SESSIONPLANE_STRATEGY || "(not set)",
     secureCookie: env.COOKIE_SECURE === "true",

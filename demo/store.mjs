@@ -32,6 +32,34 @@ export function createStoreClient(url, log = console) {
   return client;
 }
 
+// When the store was last seen working: at a (re)connect, at every PING answered, and at
+// the moment a working connection dropped (it worked until then). Readiness
+// (app.mjs) forgives a gap shorter than its grace: every frontend loses the store at the
+// same moment when a store pod goes away, and failing them all would empty the Service,
+// turning a reconnect of a few milliseconds into refused connections for every user.
+export function storeHealth(client, now = Date.now) {
+  let lastGoodAt = null;
+  let connected = false;
+  const good = () => {
+    lastGoodAt = now();
+  };
+  client.on("ready", () => {
+    connected = true;
+    good();
+  });
+  const lost = () => {
+    if (connected) good();
+    connected = false;
+  };
+  client.on("error", lost);
+  client.on("end", lost);
+  return {
+    good,
+    // Milliseconds since the store was last seen working; null when it never was.
+    sinceGood: () => (lastGoodAt === null ? null : now() - lastGoodAt),
+  };
+}
+
 // Connects in the background: the HTTP server starts at once and /readyz says when the
 // store is reachable.
 export function connectInBackground(client, log = console) {

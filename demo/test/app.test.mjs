@@ -101,8 +101,11 @@ async function waitFor(what, fn, tries = 100) {
 let storePort, store;
 const apps = [];
 
-async function startApp(name, port = storePort) {
-  const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}/0`, POD_NAME: name, REQUEST_TIMEOUT_MS: "2000" });
+// The readiness grace is cut to 1.5 s (10 s by default) to keep the tests short.
+const READY_GRACE_MS = 1500;
+
+async function startApp(name, port = storePort, { waitReady = true } = {}) {
+  const config = loadConfig({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}/0`, POD_NAME: name, REQUEST_TIMEOUT_MS: "2000", STORE_READY_GRACE_MS: String(READY_GRACE_MS) });
   const client = createStoreClient(config.storeUrl, quiet);
   connectInBackground(client, quiet);
   const server = await new Promise((resolve) => {
@@ -110,7 +113,7 @@ async function startApp(name, port = storePort) {
   });
   const app = { client, server, base: `http://127.0.0.1:${server.address().port}` };
   apps.push(app);
-  await waitFor(`${name} ready`, async () => (await fetch(`${app.base}/readyz`)).status === 200);
+  if (waitReady) await waitFor(`${name} ready`, async () => (await fetch(`${app.base}/readyz`)).status === 200);
   return app;
 }
 
@@ -224,7 +227,14 @@ test("store down: 503 and not ready, no crash; store back: the app reconnects", 
   let res = await post(`${a.base}/api/login`, null, { user: "carol" });
   const cookie = cookieOf(res);
   store.kill("SIGKILL");
+  const lost = Date.now();
+  // Every frontend loses the store at once: a short gap must not take them all out of the
+  // Service, so /readyz stays 200 (and says why) for the grace, then turns 503.
+  const during = await fetch(`${a.base}/readyz`);
+  assert.equal(during.status, 200);
+  assert.match(await during.text(), /store unreachable for \d+ ms .* within the 1500 ms grace/);
   await waitFor("readyz 503", async () => (await fetch(`${a.base}/readyz`)).status === 503);
+  assert.ok(Date.now() - lost >= READY_GRACE_MS - 200, `not ready only after the grace (${Date.now() - lost} ms)`);
   assert.equal((await fetch(`${a.base}/healthz`)).status, 200, "the process stays alive");
   res = await post(`${a.base}/api/increment`, cookie);
   assert.equal(res.status, 503);
@@ -236,6 +246,23 @@ test("store down: 503 and not ready, no crash; store back: the app reconnects", 
   assert.equal(res.status, 401);
   res = await post(`${a.base}/api/login`, null, { user: "carol" });
   assert.equal(res.status, 200);
+});
+
+test("a frontend whose store never answered is not ready: the grace starts at the first answer", async () => {
+  const deaf = await freePort();
+  const a = await startApp("pod-no-store", deaf, { waitReady: false });
+  for (let i = 0; i < 5; i++) {
+    const res = await fetch(`${a.base}/readyz`);
+    assert.equal(res.status, 503);
+    assert.match(await res.text(), /not ready/);
+    await sleep(100);
+  }
+});
+
+test("config: the readiness grace is a non-negative integer", () => {
+  assert.equal(loadConfig({}).storeReadyGraceMs, 10000);
+  assert.equal(loadConfig({ STORE_READY_GRACE_MS: "0" }).storeReadyGraceMs, 0);
+  assert.throws(() => loadConfig({ STORE_READY_GRACE_MS: "-5" }), /STORE_READY_GRACE_MS must be an integer >= 0/);
 });
 
 test("a request answered 503 on timeout saves nothing when the store answers later", async () => {

@@ -14,6 +14,14 @@ use std::collections::BTreeMap;
 pub const STORE_UID: i64 = 65532;
 const DATA_VOLUME: &str = "data";
 const DATA_DIR: &str = "/data";
+/// How long a store pod that is being deleted keeps serving before it gets SIGTERM. The
+/// pod leaves the client Service's endpoints the moment it is marked for deletion, but
+/// kube-proxy on every node applies that a moment later; a node that closed its clients
+/// at once would see them reconnect through the Service straight back to its own dead
+/// address (refused, or unreachable for seconds once its network is gone). Sleeping in
+/// preStop (the kubelet's own action, no binary in the image) lets them reconnect to a
+/// pod that stays. Counted within terminationGracePeriodSeconds.
+pub const STORE_DRAIN_SECONDS: i64 = 5;
 
 pub(crate) fn objects(
     owner: &Owner<'_>,
@@ -111,6 +119,7 @@ fn stateful_set(owner: &Owner<'_>, inputs: &BuildInputs, config_hash: &str) -> D
             "httpGet": {"path": "/healthz", "port": "admin"},
             "initialDelaySeconds": 10, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 6,
         },
+        "lifecycle": {"preStop": {"sleep": {"seconds": STORE_DRAIN_SECONDS}}},
         "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_DIR}],
         "securityContext": {
             "allowPrivilegeEscalation": false,

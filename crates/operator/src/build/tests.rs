@@ -641,6 +641,17 @@ fn store_statefulset_has_what_the_store_needs() {
         c["livenessProbe"]["httpGet"],
         json!({"path": "/healthz", "port": "admin"})
     );
+    // A deleted store pod keeps serving while kube-proxy forgets it, within its grace.
+    assert_eq!(
+        c["lifecycle"]["preStop"],
+        json!({"sleep": {"seconds": store::STORE_DRAIN_SECONDS}})
+    );
+    assert!(
+        store::STORE_DRAIN_SECONDS
+            < pod["terminationGracePeriodSeconds"]
+                .as_i64()
+                .expect("grace")
+    );
     let ports: Vec<(String, i64)> = c["ports"]
         .as_array()
         .expect("ports")
