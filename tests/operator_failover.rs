@@ -149,7 +149,7 @@ impl Driver {
                 if let Some(s) = &self.state {
                     let config = s.node_config();
                     for id in lagging {
-                        let _ = node_api::push(&self.admin[id], &config).await;
+                        let _ = node_api::push(&self.admin[id], &config, None).await;
                     }
                 }
             }
@@ -162,7 +162,7 @@ impl Driver {
         let config = next.node_config();
         for id in next.members.keys() {
             // A dead node refuses; the others must take it.
-            let _ = node_api::push(&self.admin[id], &config).await;
+            let _ = node_api::push(&self.admin[id], &config, None).await;
         }
         self.state = Some(next);
     }

@@ -5,7 +5,10 @@
 //!   had persisted (every partition it serves as primary or replica is in sync by
 //!   construction; learners do not serve).
 //! - `GET /v1/status`: JSON per-partition roles, keys and migration progress.
-//! - `POST /v1/ring`: a new ring configuration (JSON `RingConfig`) from the master.
+//! - `POST /v1/ring`: a new ring configuration (JSON `RingConfig`) from the master. When
+//!   the node has a password it must come as `Authorization: Bearer <password>`: a ring
+//!   configuration decides what the node keeps and drops, so nobody else on the pod
+//!   network may send one. The GET endpoints stay open for probes and Prometheus.
 //! - `GET /metrics`: Prometheus text format.
 
 use crate::cluster::config::RingConfig;
@@ -24,8 +27,52 @@ use tokio::net::TcpListener;
 /// Largest configuration body accepted (a 2048-partition ring with long ids fits).
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
-pub async fn serve(listener: TcpListener, node: Arc<Node>, shutdown: impl Future<Output = ()>) {
-    serve_with(listener, move |req| handle(node.clone(), req), shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    auth: Option<AdminAuth>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let auth = Arc::new(auth);
+    serve_with(
+        listener,
+        move |req| handle(node.clone(), auth.clone(), req),
+        shutdown,
+    )
+    .await
+}
+
+/// Who may change the node: a caller that sends the node's password as a bearer token.
+pub struct AdminAuth {
+    // The password's tag under a key drawn at startup: comparing tags with ring's
+    // constant-time check tells nothing about the password through timing.
+    key: ring::hmac::Key,
+    tag: ring::hmac::Tag,
+}
+
+impl AdminAuth {
+    /// `None` without a password (every caller may change the node).
+    pub fn from_optional(password: Option<&str>) -> Result<Option<Self>, ring::error::Unspecified> {
+        let Some(password) = password.filter(|p| !p.is_empty()) else {
+            return Ok(None);
+        };
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)?;
+        let tag = ring::hmac::sign(&key, password.as_bytes());
+        Ok(Some(AdminAuth { key, tag }))
+    }
+
+    fn allows(&self, req: &Request<Incoming>) -> bool {
+        let Some(token) = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        ring::hmac::verify(&self.key, token.as_bytes(), self.tag.as_ref()).is_ok()
+    }
 }
 
 /// Serves HTTP/1 on `listener` with `handle` until `shutdown` resolves (the store node's
@@ -89,6 +136,7 @@ pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Respons
 
 async fn handle(
     node: Arc<Node>,
+    auth: Arc<Option<AdminAuth>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let resp = match (req.method(), req.uri().path()) {
@@ -105,7 +153,16 @@ async fn handle(
             }
         }
         (&Method::GET, "/v1/status") => json(StatusCode::OK, &node.status().await),
-        (&Method::POST, "/v1/ring") => push_ring(node, req).await,
+        (&Method::POST, "/v1/ring") => match auth.as_ref() {
+            Some(auth) if !auth.allows(&req) => json(
+                StatusCode::UNAUTHORIZED,
+                &ErrorBody {
+                    error: "a ring configuration needs the node's password as \"Authorization: Bearer <password>\"".into(),
+                    reason: "unauthorized",
+                },
+            ),
+            _ => push_ring(node, req).await,
+        },
         (&Method::GET, "/metrics") => {
             node.refresh_metrics().await;
             reply(

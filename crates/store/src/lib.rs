@@ -63,11 +63,15 @@ pub async fn start_cluster(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Cluster> {
     let metrics = Arc::new(metrics::Metrics::new());
+    // Peers prove the Redis password to each other (cluster::rpc), so a node without
+    // it cannot forward, replicate or teach into this one.
+    let peer_key = cluster::rpc::PeerKey::from_optional(args.server.password.as_deref());
     let node = node::Node::open(
         node::NodeOptions {
             id: args.id.clone(),
             data_dir: args.data_dir.clone(),
             fsync: args.fsync,
+            peer_key: peer_key.clone(),
         },
         metrics,
     )?;
@@ -79,12 +83,16 @@ pub async fn start_cluster(
     let rpc_node = node.clone();
     tokio::spawn(cluster::rpc::serve(
         peer,
+        peer_key,
         move |req| rpc_node.clone().handle_rpc(req),
         stopped(shutdown.clone()),
     ));
+    let admin_auth = admin::AdminAuth::from_optional(args.server.password.as_deref())
+        .map_err(|_| anyhow::anyhow!("no randomness for the admin API's password check"))?;
     tokio::spawn(admin::serve(
         admin_listener,
         node.clone(),
+        admin_auth,
         stopped(shutdown.clone()),
     ));
     let expiring = node.clone();

@@ -59,6 +59,8 @@ pub struct NodeOptions {
     pub id: String,
     pub data_dir: PathBuf,
     pub fsync: FsyncPolicy,
+    /// What this node proves to its peers when it connects (see `cluster::rpc`).
+    pub peer_key: Option<crate::cluster::rpc::PeerKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,7 +219,7 @@ impl Node {
             config_tx,
             persisted,
             parts: RwLock::new(parts),
-            peers: Peers::default(),
+            peers: Peers::new(opts.peer_key),
             metrics,
             apply_lock: tokio::sync::Mutex::new(()),
             teaching: Mutex::new(HashMap::new()),

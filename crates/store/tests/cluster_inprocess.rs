@@ -23,6 +23,19 @@ async fn start(
     id: &str,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Cluster {
+    start_with_password(dir, id, stop, None).await
+}
+
+async fn start_with_password(
+    dir: &std::path::Path,
+    id: &str,
+    stop: tokio::sync::watch::Receiver<bool>,
+    password: Option<&str>,
+) -> Cluster {
+    let server = sessionplane_store::server::ServerArgs {
+        password: password.map(str::to_string),
+        ..Default::default()
+    };
     let args = StoreArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         id: id.to_string(),
@@ -30,7 +43,7 @@ async fn start(
         admin: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join(id),
         fsync: FsyncPolicy::Always,
-        server: Default::default(),
+        server,
     };
     start_cluster(&args, stop).await.expect("node starts")
 }
@@ -378,4 +391,99 @@ async fn coalesced_forwards_answer_each_caller() {
         }
     }
     assert_eq!(counts, (1..=150).collect::<BTreeSet<i64>>());
+}
+
+/// With a password, a node takes a ring configuration only from a caller that sends it,
+/// and takes forwards only from peers that prove it; nodes that share it work as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_guards_the_admin_api_and_the_peer_port() {
+    const PASSWORD: &str = "cluster-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut master = Master::new(16, 1, 0.25);
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let id = format!("n{i}");
+        let c = start_with_password(dir.path(), &id, stop.clone(), Some(PASSWORD)).await;
+        enroll(&mut master, &id, &c);
+        nodes.push((id, c));
+    }
+    let admin = nodes[0].1.admin_addr.to_string();
+    let config = serde_json::json!({
+        "epoch": 1, "partitions": 16,
+        "members": [{"id": "n0", "addr": nodes[0].1.peer_addr.to_string()}],
+        "replicas": vec![vec!["n0"]; 16],
+    })
+    .to_string();
+    for token in [None, Some("wrong")] {
+        let (code, body) = support::http_authorized(
+            token,
+            None,
+            Duration::from_secs(10),
+            &admin,
+            "POST",
+            "/v1/ring",
+            Some(&config),
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 401, "{token:?}: {body}");
+        assert!(body.contains("Authorization: Bearer"), "{body}");
+    }
+    assert_eq!(
+        nodes[0].1.node.epoch(),
+        0,
+        "an unauthorized push changes nothing"
+    );
+    // Probes stay open.
+    let (code, _) = http(&admin, "GET", "/healthz", None).await.unwrap();
+    assert_eq!(code, 200);
+
+    master.token = Some(PASSWORD.into());
+    let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+    master.bootstrap(&ids).await;
+    // Every key written through n0 reaches its primary, half of them on n1: forwarding
+    // between nodes that share the password works.
+    let n0 = &nodes[0].1.node;
+    for i in 0..40 {
+        let key = format!("k{i}");
+        assert_eq!(
+            n0.call(args(&["SET", &key, "v"])).await,
+            Reply::Simple("OK".into())
+        );
+        assert_eq!(
+            nodes[1].1.node.call(args(&["GET", &key])).await,
+            Reply::Bulk(b"v".to_vec())
+        );
+    }
+    // A peer without the password gets nothing in, whatever it sends.
+    let stranger = Peers::default();
+    let forged = Request::Forward {
+        epoch: master.epoch,
+        partition: 0,
+        args: args(&["SET", "k0", "forged"]),
+    };
+    let refused = stranger
+        .call(
+            &nodes[1].1.peer_addr.to_string(),
+            &forged,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    let wrong = Peers::new(Some(
+        sessionplane_store::cluster::rpc::PeerKey::from_password("guess"),
+    ));
+    let refused = wrong
+        .call(
+            &nodes[1].1.peer_addr.to_string(),
+            &forged,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(
+        n0.call(args(&["GET", "k0"])).await,
+        Reply::Bulk(b"v".to_vec())
+    );
 }

@@ -503,7 +503,7 @@ async fn reconcile_pipeline(sc: &SessionCluster, ctx: &Context) -> Result<Reconc
     }
 
     let ring = if has_ring {
-        Some(drive_ring(sc, ctx).await?)
+        Some(drive_ring(sc, ctx, &inputs.store_password).await?)
     } else {
         None
     };
@@ -657,14 +657,20 @@ async fn report_keyring_step(sc: &SessionCluster, ctx: &Context, step: &inputs::
     .await;
 }
 
-/// One step of the store's ring, with its Event and metrics.
-async fn drive_ring(sc: &SessionCluster, ctx: &Context) -> Result<RingReport, Error> {
+/// One step of the store's ring, with its Event and metrics. `password` is the nodes'
+/// (their admin API takes a configuration only with it).
+async fn drive_ring(
+    sc: &SessionCluster,
+    ctx: &Context,
+    password: &str,
+) -> Result<RingReport, Error> {
     let report = crate::ring_driver::sync(
         &ctx.client,
         sc,
         &ctx.cluster_domain,
         &ctx.health,
         &ctx.failover,
+        password,
     )
     .await?;
     ctx.metrics

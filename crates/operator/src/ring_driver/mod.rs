@@ -120,13 +120,16 @@ pub fn state_name(cluster: &str) -> String {
     format!("{cluster}-ring")
 }
 
-/// Advances the ring of one SessionCluster by at most one step.
+/// Advances the ring of one SessionCluster by at most one step. `password` is the
+/// nodes' (from the `<name>-store-auth` Secret): their admin API takes a configuration
+/// only with it.
 pub async fn sync(
     client: &kube::Client,
     sc: &SessionCluster,
     cluster_domain: &str,
     health: &HealthBook,
     policy: &FailoverPolicy,
+    password: &str,
 ) -> Result<RingReport, RingError> {
     let ns = sc
         .metadata
@@ -139,6 +142,10 @@ pub async fn sync(
         _ => store_fleet(client, sc, &ns, &name, cluster_domain).await?,
     };
     let wanted = want.members.len();
+    let nodes = NodeAdmin {
+        addrs: &admin,
+        token: Some(password).filter(|p| !p.is_empty()),
+    };
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let cm_name = state_name(&name);
@@ -201,7 +208,7 @@ pub async fn sync(
                 "frontend pods gone without a handoff were the only holders: their sessions are lost"
             );
             let why = Advance::GiveUp;
-            let next = advance(&cms, sc, &cm_name, existing.as_ref(), next, &admin, why).await?;
+            let next = advance(&cms, sc, &cm_name, existing.as_ref(), next, &nodes, why).await?;
             let mut report = report_of(Some(&next), wanted, &views);
             report.advanced = Some(why);
             report.given_up = lost;
@@ -215,11 +222,11 @@ pub async fn sync(
         Step::Wait(why) => report.waiting = Some(why),
         Step::Repush(lagging) => {
             if let Some(s) = &state {
-                push_all(s, &lagging, &admin).await;
+                push_all(s, &lagging, &nodes).await;
             }
         }
         Step::Advance { state: next, why } => {
-            let next = advance(&cms, sc, &cm_name, existing.as_ref(), next, &admin, why).await?;
+            let next = advance(&cms, sc, &cm_name, existing.as_ref(), next, &nodes, why).await?;
             report = report_of(Some(&next), wanted, &views);
             report.advanced = Some(why);
             if why == Advance::Flip {
@@ -245,7 +252,7 @@ pub async fn sync(
                 &cm_name,
                 existing.as_ref(),
                 next,
-                &admin,
+                &nodes,
                 Advance::Failover,
             )
             .await?;
@@ -272,7 +279,7 @@ async fn advance(
     cm_name: &str,
     existing: Option<&ConfigMap>,
     mut next: RingState,
-    admin: &BTreeMap<String, String>,
+    nodes: &NodeAdmin<'_>,
     why: Advance,
 ) -> Result<RingState, RingError> {
     next.decided_at = Some(Timestamp::now().to_string());
@@ -282,7 +289,7 @@ async fn advance(
         "ring epoch advanced"
     );
     let everyone: Vec<String> = next.members.keys().cloned().collect();
-    push_all(&next, &everyone, admin).await;
+    push_all(&next, &everyone, nodes).await;
     Ok(next)
 }
 
@@ -467,12 +474,19 @@ async fn list_pods(
     Ok(list.items)
 }
 
-async fn push_all(state: &RingState, to: &[String], admin: &BTreeMap<String, String>) {
+/// Where the members' admin APIs are (id → address), and the password they want.
+struct NodeAdmin<'a> {
+    addrs: &'a BTreeMap<String, String>,
+    token: Option<&'a str>,
+}
+
+async fn push_all(state: &RingState, to: &[String], nodes: &NodeAdmin<'_>) {
+    let token = nodes.token;
     let config = state.node_config();
     let pushes = to.iter().filter_map(|id| {
-        let addr = admin.get(id)?.clone();
+        let addr = nodes.addrs.get(id)?.clone();
         let config = &config;
-        Some(async move { (id, node_api::push(&addr, config).await) })
+        Some(async move { (id, node_api::push(&addr, config, token).await) })
     });
     for (id, result) in join_all(pushes).await {
         if let Err(e) = result {

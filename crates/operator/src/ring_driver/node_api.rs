@@ -59,6 +59,7 @@ async fn call(
     method: Method,
     path: &str,
     body: Option<String>,
+    token: Option<&str>,
 ) -> Result<Bytes, NodeApiError> {
     let exchange = async {
         let stream = TcpStream::connect(addr)
@@ -75,11 +76,15 @@ async fn call(
             .await
             .map_err(http)?;
         let driver = tokio::spawn(conn);
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", addr)
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| NodeApiError::Refused {
                 addr: addr.to_string(),
@@ -125,7 +130,7 @@ pub async fn view(admin_addr: &str) -> NodeView {
 }
 
 pub async fn status(admin_addr: &str) -> Result<Value, NodeApiError> {
-    let bytes = call(admin_addr, Method::GET, "/v1/status", None).await?;
+    let bytes = call(admin_addr, Method::GET, "/v1/status", None, None).await?;
     serde_json::from_slice(&bytes).map_err(|source| NodeApiError::Decode {
         addr: admin_addr.to_string(),
         source,
@@ -186,18 +191,28 @@ pub fn view_of(status: &Value) -> NodeView {
 /// One liveness probe (`GET /healthz`), bounded by `timeout`: whether the node answered.
 pub async fn probe(admin_addr: &str, timeout: std::time::Duration) -> bool {
     matches!(
-        tokio::time::timeout(timeout, call(admin_addr, Method::GET, "/healthz", None)).await,
+        tokio::time::timeout(
+            timeout,
+            call(admin_addr, Method::GET, "/healthz", None, None)
+        )
+        .await,
         Ok(Ok(_))
     )
 }
 
-/// Pushes a configuration; the node refuses a stale or conflicting epoch.
-pub async fn push(admin_addr: &str, config: &Value) -> Result<(), NodeApiError> {
+/// Pushes a configuration with the nodes' password (`token`); the node refuses a
+/// stale or conflicting epoch, and any configuration without its password.
+pub async fn push(
+    admin_addr: &str,
+    config: &Value,
+    token: Option<&str>,
+) -> Result<(), NodeApiError> {
     call(
         admin_addr,
         Method::POST,
         "/v1/ring",
         Some(config.to_string()),
+        token,
     )
     .await
     .map(|_| ())

@@ -24,7 +24,7 @@ mod store;
 #[allow(dead_code)]
 #[path = "../../tests/support/master.rs"]
 mod master;
-use http_client::{http, http_from};
+use http_client::{http, http_authorized, http_from};
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

@@ -3,12 +3,21 @@
 //! Length-delimited frames carrying postcard messages, one request in flight per
 //! connection; a small pool of connections per peer gives concurrency. Every request
 //! carries the sender's epoch so the receiver can fence stale senders.
+//!
+//! With a [`PeerKey`] (every node of a cluster derives it from the store password) a
+//! connection starts with a challenge: the listener sends a fresh nonce, the caller
+//! answers with HMAC-SHA256(key, nonce), and only then are requests read. Forwarding,
+//! replication and snapshots write sessions without going through the Redis port's
+//! AUTH, so without it anyone on the pod network could. The password never crosses
+//! the wire, and a recorded answer is worth nothing for another nonce.
 
 use crate::reply::Reply;
 use crate::storage::{Record, Version};
 use crate::value::Mutation;
 use futures::{SinkExt, StreamExt};
 use parking_lot::Mutex;
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -24,6 +33,46 @@ pub const MAX_FRAME: usize = 64 * 1024 * 1024;
 /// peer, so a burst does not open (and drop) a connection per request.
 const POOL_IDLE: usize = 128;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a listener waits for a caller's answer to its challenge.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Starts the challenge frame. Its first byte is not a variant of any message enum, so
+/// a caller that expected no challenge fails to decode it instead of misreading it.
+const CHALLENGE_MAGIC: &[u8; 8] = b"SPAUTH1\0";
+const NONCE_BYTES: usize = 32;
+const ACCEPTED: &[u8] = b"SPOK";
+const REFUSED: &[u8] = b"SPNO";
+
+/// The secret peers prove they share when they connect.
+#[derive(Clone)]
+pub struct PeerKey(hmac::Key);
+
+impl PeerKey {
+    /// The key of a cluster whose nodes share `password`.
+    pub fn from_password(password: &str) -> Self {
+        PeerKey(hmac::Key::new(hmac::HMAC_SHA256, password.as_bytes()))
+    }
+
+    /// `None` without a password (a node that needs none on its Redis port asks none
+    /// of its peers either).
+    pub fn from_optional(password: Option<&str>) -> Option<Self> {
+        password.filter(|p| !p.is_empty()).map(Self::from_password)
+    }
+
+    fn answer(&self, challenge: &[u8]) -> hmac::Tag {
+        hmac::sign(&self.0, challenge)
+    }
+
+    fn verify(&self, challenge: &[u8], answer: &[u8]) -> bool {
+        // Constant time: ring compares the tags without an early exit.
+        hmac::verify(&self.0, challenge, answer).is_ok()
+    }
+}
+
+impl std::fmt::Debug for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerKey(..)")
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
@@ -152,6 +201,10 @@ pub enum RpcError {
     Closed(String),
     #[error("request to {0} timed out")]
     Timeout(String),
+    #[error("{0} refused this node's peer credentials (is every node given the same password?)")]
+    Refused(String),
+    #[error("{0} answered the peer handshake with something else: {1}")]
+    Handshake(String, &'static str),
     #[error("encoding: {0}")]
     Encoding(#[from] postcard::Error),
 }
@@ -164,6 +217,8 @@ impl RpcError {
             RpcError::Io(..) => "io",
             RpcError::Closed(_) => "closed",
             RpcError::Timeout(_) => "timeout",
+            RpcError::Refused(_) => "refused",
+            RpcError::Handshake(..) => "handshake",
             RpcError::Encoding(_) => "encoding",
         }
     }
@@ -181,9 +236,23 @@ fn codec() -> LengthDelimitedCodec {
 #[derive(Default)]
 pub struct Peers {
     idle: Mutex<HashMap<String, Vec<Conn>>>,
+    key: Option<PeerKey>,
 }
 
 impl Peers {
+    /// Connections that answer the listeners' challenge with `key` (none without one).
+    pub fn new(key: Option<PeerKey>) -> Self {
+        Peers {
+            idle: Mutex::default(),
+            key,
+        }
+    }
+
+    /// The key this side proves (the same one its own listener asks for).
+    pub fn key(&self) -> Option<&PeerKey> {
+        self.key.as_ref()
+    }
+
     pub async fn call(
         &self,
         addr: &str,
@@ -215,7 +284,7 @@ impl Peers {
                 Err(_) => return Err(RpcError::Timeout(addr.to_string())),
             }
         }
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 Framed::new(s, codec())
@@ -223,6 +292,13 @@ impl Peers {
             Ok(Err(e)) => return Err(RpcError::Connect(addr.to_string(), e)),
             Err(_) => return Err(RpcError::ConnectTimeout(addr.to_string())),
         };
+        if let Some(key) = &self.key {
+            match tokio::time::timeout(timeout, answer_challenge(addr, &mut conn, key)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(RpcError::Timeout(addr.to_string())),
+            }
+        }
         match tokio::time::timeout(timeout, exchange(addr, conn, &frame)).await {
             Ok(Ok((resp, conn))) => {
                 self.put_back(addr, conn);
@@ -247,6 +323,64 @@ impl Peers {
     }
 }
 
+/// The caller's side of the handshake on a fresh connection.
+async fn answer_challenge(addr: &str, conn: &mut Conn, key: &PeerKey) -> Result<(), RpcError> {
+    let challenge = next_frame(addr, conn).await?;
+    if challenge.len() != CHALLENGE_MAGIC.len() + NONCE_BYTES
+        || !challenge.starts_with(CHALLENGE_MAGIC)
+    {
+        return Err(RpcError::Handshake(
+            addr.to_string(),
+            "no challenge (does it run without a password?)",
+        ));
+    }
+    let tag = key.answer(&challenge);
+    conn.send(bytes::Bytes::copy_from_slice(tag.as_ref()))
+        .await
+        .map_err(|e| RpcError::Io(addr.to_string(), e))?;
+    match &next_frame(addr, conn).await?[..] {
+        ACCEPTED => Ok(()),
+        REFUSED => Err(RpcError::Refused(addr.to_string())),
+        _ => Err(RpcError::Handshake(addr.to_string(), "an unknown verdict")),
+    }
+}
+
+async fn next_frame(addr: &str, conn: &mut Conn) -> Result<bytes::BytesMut, RpcError> {
+    match conn.next().await {
+        Some(Ok(buf)) => Ok(buf),
+        Some(Err(e)) => Err(RpcError::Io(addr.to_string(), e)),
+        None => Err(RpcError::Closed(addr.to_string())),
+    }
+}
+
+/// The listener's side: challenges the caller; true when it proved it holds `key`.
+async fn challenge_caller(conn: &mut Conn, key: &PeerKey) -> bool {
+    let mut challenge = [0u8; CHALLENGE_MAGIC.len() + NONCE_BYTES];
+    challenge[..CHALLENGE_MAGIC.len()].copy_from_slice(CHALLENGE_MAGIC);
+    if SystemRandom::new()
+        .fill(&mut challenge[CHALLENGE_MAGIC.len()..])
+        .is_err()
+    {
+        tracing::error!("no randomness for a peer challenge; refusing the connection");
+        return false;
+    }
+    if conn
+        .send(bytes::Bytes::copy_from_slice(&challenge))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let answer = match tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.next()).await {
+        Ok(Some(Ok(buf))) => buf,
+        _ => return false,
+    };
+    let ok = key.verify(&challenge, &answer);
+    let verdict = if ok { ACCEPTED } else { REFUSED };
+    let _ = conn.send(bytes::Bytes::from_static(verdict)).await;
+    ok
+}
+
 async fn exchange<R: DeserializeOwned>(
     addr: &str,
     mut conn: Conn,
@@ -262,13 +396,18 @@ async fn exchange<R: DeserializeOwned>(
     }
 }
 
-/// Serves RPC connections until `shutdown` resolves; `handle` answers each request.
-pub async fn serve<H, F>(listener: TcpListener, handle: H, shutdown: impl Future<Output = ()>)
-where
+/// Serves RPC connections until `shutdown` resolves; `handle` answers each request of a
+/// caller that proved it holds `key` (every caller without one).
+pub async fn serve<H, F>(
+    listener: TcpListener,
+    key: Option<PeerKey>,
+    handle: H,
+    shutdown: impl Future<Output = ()>,
+) where
     H: Fn(Request) -> F + Send + Sync + 'static,
     F: Future<Output = Response> + Send + 'static,
 {
-    serve_as(listener, handle, shutdown, |e| {
+    serve_as(listener, key, handle, shutdown, |e| {
         Response::Error(format!("undecodable request: {e}"))
     })
     .await
@@ -279,6 +418,7 @@ where
 /// frame closes that connection only).
 pub async fn serve_as<Q, R, H, F>(
     listener: TcpListener,
+    key: Option<PeerKey>,
     handle: H,
     shutdown: impl Future<Output = ()>,
     undecodable: fn(postcard::Error) -> R,
@@ -295,7 +435,7 @@ pub async fn serve_as<Q, R, H, F>(
             _ = &mut shutdown => return,
             a = listener.accept() => a,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "rpc accept failed");
@@ -305,8 +445,15 @@ pub async fn serve_as<Q, R, H, F>(
         };
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
+        let key = key.clone();
         tokio::spawn(async move {
             let mut conn = Framed::new(stream, codec());
+            if let Some(key) = &key {
+                if !challenge_caller(&mut conn, key).await {
+                    tracing::warn!(%peer, "peer connection refused: it did not prove the cluster's password");
+                    return;
+                }
+            }
             while let Some(Ok(buf)) = conn.next().await {
                 let resp = match postcard::from_bytes::<Q>(&buf) {
                     Ok(req) => handle(req).await,
@@ -320,5 +467,136 @@ pub async fn serve_as<Q, R, H, F>(
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    /// A listener answering every `Count` with the number of its partitions, and how
+    /// many requests it handled.
+    async fn listener(key: Option<PeerKey>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let handled = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = handled.clone();
+        tokio::spawn(serve(
+            l,
+            key,
+            move |req| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    match req {
+                        Request::Count { partitions, .. } => {
+                            Response::Count(partitions.len() as u64)
+                        }
+                        _ => Response::NotOwner,
+                    }
+                }
+            },
+            std::future::pending::<()>(),
+        ));
+        (addr, handled)
+    }
+
+    fn count(n: u32) -> Request {
+        Request::Count {
+            epoch: 1,
+            partitions: (0..n).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn peers_with_the_password_are_served_on_fresh_and_pooled_connections() {
+        let key = PeerKey::from_password("s3cret");
+        let (addr, handled) = listener(Some(key.clone())).await;
+        let peers = Peers::new(Some(key));
+        for n in 1..=3 {
+            match peers.call(&addr, &count(n), WAIT).await {
+                Ok(Response::Count(c)) => assert_eq!(c, u64::from(n)),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_peer_with_another_password_is_refused_and_nothing_is_handled() {
+        let (addr, handled) = listener(Some(PeerKey::from_password("s3cret"))).await;
+        let wrong = Peers::new(Some(PeerKey::from_password("guess")));
+        let err = wrong
+            .call(&addr, &count(1), WAIT)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, RpcError::Refused(_)), "{err}");
+        assert_eq!(err.label(), "refused");
+        assert!(err.to_string().contains("same password"), "{err}");
+        // A caller with no key reads the challenge where it expects an answer.
+        let none = Peers::new(None);
+        let err = none.call(&addr, &count(1), WAIT).await.expect_err("no key");
+        assert!(matches!(err, RpcError::Encoding(_)), "{err}");
+        assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_raw_connection_must_answer_the_challenge_before_any_request_is_read() {
+        let (addr, handled) = listener(Some(PeerKey::from_password("s3cret"))).await;
+        let mut raw = TcpStream::connect(&addr).await.expect("connect");
+        // A well-formed request frame where the answer belongs.
+        let frame = postcard::to_allocvec(&count(2)).expect("encode");
+        raw.write_all(&(frame.len() as u32).to_be_bytes())
+            .await
+            .expect("write");
+        raw.write_all(&frame).await.expect("write");
+        let mut rest = Vec::new();
+        tokio::time::timeout(WAIT, raw.read_to_end(&mut rest))
+            .await
+            .expect("the listener closes")
+            .expect("read");
+        assert!(rest.ends_with(REFUSED), "{rest:?}");
+        assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The listener goes on serving callers that know the password.
+        let peers = Peers::new(Some(PeerKey::from_password("s3cret")));
+        assert!(matches!(
+            peers.call(&addr, &count(4), WAIT).await,
+            Ok(Response::Count(4))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_never_answers_is_dropped_after_the_handshake_timeout() {
+        let (addr, _) = listener(Some(PeerKey::from_password("s3cret"))).await;
+        let mut raw = TcpStream::connect(&addr).await.expect("connect");
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(
+            HANDSHAKE_TIMEOUT + Duration::from_secs(5),
+            raw.read_to_end(&mut rest),
+        )
+        .await;
+        assert!(closed.is_ok(), "the listener keeps a silent caller forever");
+        assert!(rest.len() >= CHALLENGE_MAGIC.len() + NONCE_BYTES);
+    }
+
+    #[tokio::test]
+    async fn without_a_password_no_challenge_is_sent() {
+        let (addr, handled) = listener(None).await;
+        let peers = Peers::new(None);
+        assert!(matches!(
+            peers.call(&addr, &count(2), WAIT).await,
+            Ok(Response::Count(2))
+        ));
+        assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A caller that expects a challenge from a listener that sends none never sends
+        // its request: it times out (every node of a cluster gets the same password).
+        let keyed = Peers::new(Some(PeerKey::from_password("s3cret")));
+        let err = keyed
+            .call(&addr, &count(1), Duration::from_millis(500))
+            .await
+            .expect_err("no challenge");
+        assert!(matches!(err, RpcError::Timeout(_)), "{err}");
     }
 }

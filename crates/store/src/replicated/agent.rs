@@ -59,6 +59,7 @@ impl Agent {
         max_session_bytes: usize,
         discovery: Discovery,
         advertise: Option<String>,
+        peer_key: Option<rpc::PeerKey>,
     ) -> Arc<Agent> {
         let peers = PeerTable::default();
         if let Some(addr) = &advertise {
@@ -71,7 +72,7 @@ impl Agent {
             propagation,
             timing,
             max_session_bytes,
-            rpc: rpc::Peers::default(),
+            rpc: rpc::Peers::new(peer_key),
             peers,
             discovery,
             advertise,

@@ -171,12 +171,14 @@ pub async fn start(
         args.max_session_bytes,
         discovery,
         args.advertise.clone(),
+        crate::cluster::rpc::PeerKey::from_optional(args.server.password.as_deref()),
     );
     let peer_listener = tokio::net::TcpListener::bind(args.peer_listen).await?;
     let admin_listener = tokio::net::TcpListener::bind(args.admin).await?;
     let rpc_agent = agent.clone();
     tokio::spawn(crate::cluster::rpc::serve_as(
         peer_listener,
+        agent.rpc.key().cloned(),
         move |req| rpc_agent.clone().handle_peer(req),
         crate::stopped(shutdown.clone()),
         |e| wire::PeerResponse::Error(format!("undecodable request: {e}")),

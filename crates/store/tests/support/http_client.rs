@@ -27,6 +27,19 @@ pub async fn http_from(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
+    http_authorized(None, source, timeout, addr, method, path, body).await
+}
+
+/// `http_from` with `Authorization: Bearer <token>` when a token is given.
+pub async fn http_authorized(
+    token: Option<&str>,
+    source: Option<std::net::IpAddr>,
+    timeout: Duration,
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     let fut = async {
         let mut s = match source {
             None => TcpStream::connect(addr).await.map_err(|e| e.to_string())?,
@@ -41,8 +54,11 @@ pub async fn http_from(
             }
         };
         let body = body.unwrap_or("");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         s.write_all(req.as_bytes())

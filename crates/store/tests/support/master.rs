@@ -1,6 +1,6 @@
 //! The test's stand-in for the operator: the only writer of ring configurations.
 
-use super::http_from;
+use super::{http_authorized, http_from};
 use serde_json::{json, Value};
 use sessionplane_ring::{failover, place, plan, Assignment, Member};
 use std::collections::BTreeMap;
@@ -25,6 +25,8 @@ pub struct Master {
     /// Source address of the master's requests (None: the system's choice), so a
     /// partition test can cut the master off without cutting off the clients.
     pub source: Option<std::net::IpAddr>,
+    /// The nodes' password, sent with every configuration (None: they have none).
+    pub token: Option<String>,
 }
 
 /// What a migration did, for the movement assertions.
@@ -46,6 +48,7 @@ impl Master {
             members: BTreeMap::new(),
             assignment: Assignment::default(),
             source: None,
+            token: None,
         }
     }
 
@@ -81,8 +84,10 @@ impl Master {
                 let admin = a.admin.clone();
                 let id = id.clone();
                 let source = self.source;
+                let token = self.token.clone();
                 async move {
-                    let pushed = http_from(
+                    let pushed = http_authorized(
+                        token.as_deref(),
                         source,
                         PUSH_TIMEOUT,
                         &admin,

@@ -10,7 +10,7 @@ pub mod master;
 pub mod netns;
 pub mod procs;
 
-pub use http_client::{http, http_from};
+pub use http_client::{http, http_authorized, http_from};
 use sessionplane_store::loadgen::Report;
 pub use sessionplane_store::local_ports::free_port;
 use std::time::{Duration, Instant};
