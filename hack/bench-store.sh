@@ -13,7 +13,9 @@
 # Usage: hack/bench-store.sh > report.md
 # Environment: N (requests per test, 200000), ROUNDS (2), SESSIONS (200000),
 #              TARGETS ("redis node front cluster"), SKIP_BUILD=1 to reuse the release build
-#              (in $CARGO_TARGET_DIR, else target/), BIN to take binaries from another directory.
+#              (in $CARGO_TARGET_DIR, else target/), BIN to take binaries from another directory,
+#              KEYSPACE (unset: redis-benchmark's one key; a number: -r KEYSPACE random keys,
+#              what sessions look like, each write a key of its own on disk).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,7 +132,7 @@ bench() {
     local target=$1 pipeline=$2 test line rps p50 p99 before after cpu
     for test in set get; do
         before=$(cpu_ticks "$target")
-        line=$(redis-benchmark -h 127.0.0.1 -p "${PORT[$target]}" -t "$test" -n "$N" -c "$CLIENTS" -P "$pipeline" --csv 2>/dev/null | grep -v '^"test"' | tail -1)
+        line=$(redis-benchmark -h 127.0.0.1 -p "${PORT[$target]}" -t "$test" -n "$N" -c "$CLIENTS" -P "$pipeline" ${KEYSPACE:+-r "$KEYSPACE"} --csv 2>/dev/null | grep -v '^"test"' | tail -1)
         after=$(cpu_ticks "$target")
         cpu=$(awk -v t=$((after - before)) -v us="$TICK_US" -v n="$N" 'BEGIN{printf "%.2f", t * us / n}')
         IFS=, read -r test rps _ _ p50 _ p99 _ <<<"$(tr -d '"' <<<"$line")"

@@ -449,3 +449,42 @@ fn run_pipe(agent: &AgentProc, commands: &str) {
         &text[..text.len().min(500)]
     );
 }
+
+/// With the store password, agents replicate to each other as usual, and their peer port
+/// takes nothing from a caller that cannot prove it: no ping, no push, no fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_sharing_a_password_replicate_and_a_caller_without_it_gets_nothing_in() {
+    use sessionplane_store::cluster::rpc::{PeerKey, Peers};
+    use sessionplane_store::replicated::wire::{PeerRequest, PeerResponse};
+    const PASSWORD: &str = "shared-secret";
+    let dir = tempfile::tempdir().unwrap();
+    let agents = support::agents::fleet_with(dir.path(), 2, "Sync", None, Some(PASSWORD)).await;
+    assert_eq!(agents[0].cli(&["SET", "sess:a", "v1"]), "OK");
+    reads_back(&agents[1], "sess:a", "v1").await;
+
+    let ping = PeerRequest::Ping {
+        from: "intruder".into(),
+        addr: None,
+    };
+    let timeout = Duration::from_secs(5);
+    for stranger in [
+        Peers::new(None),
+        Peers::new(Some(PeerKey::from_password("guess"))),
+    ] {
+        let answer = stranger
+            .call_as::<_, PeerResponse>(&agents[1].peer, &ping, timeout)
+            .await;
+        assert!(answer.is_err(), "{answer:?}");
+    }
+    let friend = Peers::new(Some(PeerKey::from_password(PASSWORD)));
+    let answer = friend
+        .call_as::<_, PeerResponse>(&agents[1].peer, &ping, timeout)
+        .await;
+    assert!(
+        matches!(answer, Ok(PeerResponse::Pong { .. })),
+        "{answer:?}"
+    );
+    // The refused callers left nothing behind: the agents still agree.
+    assert_eq!(agents[1].cli(&["SET", "sess:b", "v2"]), "OK");
+    reads_back(&agents[0], "sess:b", "v2").await;
+}

@@ -21,6 +21,8 @@ pub struct AgentProc {
     child: Option<Child>,
     /// Network namespace the agent runs in (None: the test's own, on loopback).
     netns: Option<String>,
+    /// The store password (AUTH on the Redis port, the peer port's challenge).
+    pub password: Option<String>,
 }
 
 impl AgentProc {
@@ -51,6 +53,10 @@ impl AgentProc {
             .args(["--anti-entropy-interval-ms", "300"])
             .args(["--bootstrap-timeout-secs", "5"])
             .env("RUST_LOG", "info,sessionplane_store=debug")
+            .env(
+                "SESSIONPLANE_PASSWORD",
+                self.password.as_deref().unwrap_or(""),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -131,8 +137,12 @@ impl AgentProc {
     /// `redis-cli` against this agent; stdout, trimmed.
     pub fn cli(&self, args: &[&str]) -> String {
         let (host, port) = self.resp.rsplit_once(':').expect("host:port");
-        let out = Command::new("redis-cli")
-            .args(["-h", host, "-p", port])
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", host, "-p", port]);
+        if let Some(pw) = &self.password {
+            cmd.args(["--no-auth-warning", "-a", pw]);
+        }
+        let out = cmd
             .args(args)
             .output()
             .expect("redis-cli (install redis-tools)");
@@ -180,6 +190,17 @@ pub async fn fleet_in(
     propagation: &'static str,
     net: Option<&super::netns::Net>,
 ) -> Vec<AgentProc> {
+    fleet_with(root, n, propagation, net, None).await
+}
+
+/// `fleet_in`, every agent given `password`.
+pub async fn fleet_with(
+    root: &Path,
+    n: usize,
+    propagation: &'static str,
+    net: Option<&super::netns::Net>,
+    password: Option<&str>,
+) -> Vec<AgentProc> {
     let addr = |i: usize, port: u16| match net {
         Some(net) => format!("{}:{port}", net.node_ip(i)),
         None => format!("127.0.0.1:{}", free_port()),
@@ -196,6 +217,7 @@ pub async fn fleet_in(
             log: root.join(format!("agent-{i}.log")),
             child: None,
             netns: net.map(|net| net.node_ns(i).to_string()),
+            password: password.map(str::to_string),
         })
         .collect();
     for a in &mut agents {
@@ -250,5 +272,6 @@ pub fn newcomer(
         id,
         child: None,
         netns: None,
+        password: fleet.first().and_then(|a| a.password.clone()),
     }
 }
