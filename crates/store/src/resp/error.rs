@@ -26,6 +26,8 @@ pub enum ProtocolError {
     InvalidNumber,
     #[error("aggregates nested deeper than {0}")]
     TooDeep(usize),
+    #[error("verbatim string without a three-character ASCII format and ':'")]
+    InvalidVerbatim,
 }
 
 impl ProtocolError {
@@ -44,6 +46,7 @@ impl ProtocolError {
             ProtocolError::UnknownType(_) => "unknown_type",
             ProtocolError::InvalidNumber => "invalid_number",
             ProtocolError::TooDeep(_) => "too_deep",
+            ProtocolError::InvalidVerbatim => "invalid_verbatim",
         }
     }
 

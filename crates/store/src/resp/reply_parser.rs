@@ -129,8 +129,11 @@ fn parse_at(
         b'!' => Reply::Error(text(need!(blob(buf, pos, int(head)?, limits)))),
         b'=' => {
             let data = need!(blob(buf, pos, int(head)?, limits));
-            if data.len() < 4 || data[3] != b':' {
-                return Err(ProtocolError::InvalidBulkLength);
+            // The format is three ASCII characters ("txt", "mkd"); anything else would
+            // not survive re-encoding (the fuzzer's resp_reply target found "-" and half
+            // a UTF-8 sequence, decoded lossily into more than three bytes).
+            if data.len() < 4 || data[3] != b':' || !data[..3].is_ascii() {
+                return Err(ProtocolError::InvalidVerbatim);
             }
             Reply::Verbatim(text(&data[..3]), text(&data[4..]))
         }

@@ -281,6 +281,29 @@ fn deep_nesting_is_refused() {
 }
 
 #[test]
+fn a_verbatim_string_needs_a_three_character_ascii_format() {
+    let l = Limits::default();
+    assert_eq!(
+        parse_reply(b"=6\r\nmkd:hi\r\n", &l).unwrap(),
+        Some((Reply::Verbatim("mkd".into(), "hi".into()), 12))
+    );
+    // The fuzzer's find: '-' and half a UTF-8 sequence, which decoded lossily into more
+    // than three bytes and came back different after re-encoding.
+    for bad in [
+        &b"=5\r\n-\xc3\xa9:x\r\n"[..],
+        b"=4\r\n-\xef\xbf:\r\n",
+        b"=4\r\ntxt \r\n",
+        b"=2\r\nab\r\n",
+    ] {
+        assert_eq!(
+            parse_reply(bad, &l),
+            Err(ProtocolError::InvalidVerbatim),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
 fn reply_resp2_forms() {
     let l = Limits::default();
     assert_eq!(parse_reply(b"$-1\r\n", &l).unwrap(), Some((Reply::Nil, 5)));
