@@ -45,6 +45,17 @@ pub struct StoreArgs {
     /// `always`: fsync before acknowledging a write; `everysec`: fsync once a second.
     #[arg(long, env = "SESSIONPLANE_FSYNC", value_enum, default_value = "always")]
     pub fsync: storage::FsyncPolicy,
+    /// Milliseconds a command may spend in the cluster (retries through a new ring
+    /// configuration or a lost owner included) before its client gets an error. Keep it
+    /// below the clients' own timeouts: a write is never applied after its answer, so an
+    /// application that gave up earlier could see it land after it moved on.
+    #[arg(
+        long,
+        env = "SESSIONPLANE_COMMAND_TIMEOUT_MS",
+        default_value_t = cluster::DEFAULT_COMMAND_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(100..=600_000)
+    )]
+    pub command_timeout_ms: u64,
     #[command(flatten)]
     pub server: server::ServerArgs,
 }
@@ -72,6 +83,7 @@ pub async fn start_cluster(
             data_dir: args.data_dir.clone(),
             fsync: args.fsync,
             peer_key: peer_key.clone(),
+            command_timeout: std::time::Duration::from_millis(args.command_timeout_ms),
         },
         metrics,
     )?;

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub latency: Histogram,
     pub forwarded: Counter,
     pub retries: Family<ReasonLabels, Counter>,
+    pub gave_up: Family<ReasonLabels, Counter>,
     pub replication_ack: Histogram,
     pub replication_errors: Family<ReasonLabels, Counter>,
     pub keys: Gauge,
@@ -69,6 +70,12 @@ impl Metrics {
             "route_retries",
             "Command attempts retried (stale epoch, unreachable owner, replication failure)",
             retries.clone(),
+        );
+        let gave_up = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "commands_given_up",
+            "Commands answered with an error because routing gave up: deadline (the command timeout ran out while retrying), outcome_unknown (a forwarded write went unanswered and is not sent twice)",
+            gave_up.clone(),
         );
         let replication_ack = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
         registry.register(
@@ -138,6 +145,7 @@ impl Metrics {
             latency,
             forwarded,
             retries,
+            gave_up,
             replication_ack,
             replication_errors,
             keys,

@@ -61,6 +61,8 @@ pub struct NodeOptions {
     pub fsync: FsyncPolicy,
     /// What this node proves to its peers when it connects (see `cluster::rpc`).
     pub peer_key: Option<crate::cluster::rpc::PeerKey>,
+    /// How long a client command may take in the cluster before it gets an error.
+    pub command_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +98,8 @@ pub struct Node {
     apply_lock: tokio::sync::Mutex<()>,
     pub(crate) teaching: Mutex<HashMap<(u32, String), TeachProgress>>,
     pub(crate) started: Instant,
+    /// See `NodeOptions::command_timeout`.
+    pub(crate) command_timeout: Duration,
     /// This node, for background tasks started from `&self` methods.
     pub(crate) me: Weak<Node>,
     /// Read leases held as primary and granted as backup (`cluster::lease`).
@@ -225,6 +229,7 @@ impl Node {
             teaching: Mutex::new(HashMap::new()),
             forward_lanes: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            command_timeout: opts.command_timeout,
         }))
     }
 

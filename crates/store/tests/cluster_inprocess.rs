@@ -10,9 +10,15 @@ use sessionplane_store::reply::Reply;
 use sessionplane_store::storage::FsyncPolicy;
 use sessionplane_store::{start_cluster, Cluster, StoreArgs};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use support::http;
 use support::master::{Addrs, Master};
+
+/// The nodes' command timeout (the default).
+const COMMAND_TIMEOUT: Duration =
+    Duration::from_millis(sessionplane_store::cluster::DEFAULT_COMMAND_TIMEOUT_MS);
 
 fn args(words: &[&str]) -> Vec<Vec<u8>> {
     words.iter().map(|w| w.as_bytes().to_vec()).collect()
@@ -43,6 +49,7 @@ async fn start_with_password(
         admin: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.join(id),
         fsync: FsyncPolicy::Always,
+        command_timeout_ms: COMMAND_TIMEOUT.as_millis() as u64,
         server,
     };
     start_cluster(&args, stop).await.expect("node starts")
@@ -476,5 +483,151 @@ async fn a_password_guards_the_admin_api_and_the_peer_port() {
     assert_eq!(
         n0.call(args(&["GET", "k0"])).await,
         Reply::Bulk(b"v".to_vec())
+    );
+}
+
+/// A stand-in primary at a peer address: it reads each forward it is sent, counts it,
+/// and closes the connection without an answer (a primary that died mid-request).
+async fn unanswering_primary() -> (String, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let read = Arc::new(AtomicUsize::new(0));
+    let seen = read.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = l.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut len = [0u8; 4];
+                if stream.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+                if stream.read_exact(&mut frame).await.is_ok() {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, read)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_forward_went_unanswered_is_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let n0 = start(dir.path(), "n0", stop.clone()).await;
+    let (ghost_addr, forwards_read) = unanswering_primary().await;
+    let mut master = Master::new(1, 1, 0.25);
+    enroll(&mut master, "n0", &n0);
+    master.members.insert(
+        "ghost".to_string(),
+        Addrs {
+            peer: ghost_addr,
+            admin: "127.0.0.1:1".to_string(),
+        },
+    );
+    // The only partition's primary is the ghost; n0 forwards everything to it.
+    let replicas = sessionplane_ring::Assignment {
+        partitions: vec![vec!["ghost".to_string()]],
+    };
+    master
+        .push(&replicas, &[Vec::new()], &["ghost".to_string()])
+        .await;
+
+    // The forward went out and no answer came: the write may have been applied, so it
+    // is neither sent again nor left retrying; the client hears so at once.
+    let started = std::time::Instant::now();
+    let reply = n0.node.call(args(&["SET", "k", "v"])).await;
+    let Reply::Error(text) = &reply else {
+        panic!("SET answered {reply:?}")
+    };
+    assert!(text.starts_with("ERR outcome unknown"), "{text}");
+    assert!(text.contains("may or may not have been applied"), "{text}");
+    assert!(
+        started.elapsed() < COMMAND_TIMEOUT,
+        "answered without retrying"
+    );
+    assert_eq!(forwards_read.load(Ordering::SeqCst), 1, "sent once");
+
+    // A read is harmless to send again: it retries until the command timeout, and no
+    // attempt starts after it.
+    let started = std::time::Instant::now();
+    let reply = n0.node.call(args(&["GET", "k"])).await;
+    let elapsed = started.elapsed();
+    let Reply::Error(text) = &reply else {
+        panic!("GET answered {reply:?}")
+    };
+    assert!(text.starts_with("TRYAGAIN partition 0"), "{text}");
+    assert!(
+        forwards_read.load(Ordering::SeqCst) > 2,
+        "the read was retried"
+    );
+    assert!(elapsed >= COMMAND_TIMEOUT, "gave up early: {elapsed:?}");
+    // The bound is the timeout plus what one last attempt may take (the forward's
+    // answer grace), not the 15 s nodes used to retry for.
+    assert!(
+        elapsed < COMMAND_TIMEOUT + sessionplane_store::cluster::FORWARD_ANSWER_GRACE,
+        "retried past the command timeout: {elapsed:?}"
+    );
+    let (_, metrics) = http(&n0.admin_addr.to_string(), "GET", "/metrics", None)
+        .await
+        .unwrap();
+    for reason in ["outcome_unknown", "deadline"] {
+        assert!(
+            metrics.contains(&format!(
+                "sessionplane_store_commands_given_up_total{{reason=\"{reason}\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_runs_no_forward_whose_budget_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let n0 = start(dir.path(), "n0", stop.clone()).await;
+    let mut master = Master::new(1, 1, 0.25);
+    enroll(&mut master, "n0", &n0);
+    master.bootstrap(&["n0".to_string()]).await;
+    let peers = Peers::default();
+    let forward = |budget_ms, value: &str| Request::ForwardWithin {
+        epoch: master.epoch,
+        partition: 0,
+        budget_ms,
+        commands: vec![args(&["SET", "k", value])],
+    };
+    // The sender's deadline has passed: the primary does not run it (the sender has
+    // answered its client, or is about to).
+    let resp = peers
+        .call(
+            &n0.peer_addr.to_string(),
+            &forward(0, "late"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&resp, Response::Error(e) if e.contains("deadline passed")),
+        "{resp:?}"
+    );
+    assert_eq!(n0.node.call(args(&["GET", "k"])).await, Reply::Nil);
+    // With time left it runs.
+    let resp = peers
+        .call(
+            &n0.peer_addr.to_string(),
+            &forward(2000, "in time"),
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&resp, Response::Replies(r) if r == &vec![Reply::Simple("OK".into())]),
+        "{resp:?}"
+    );
+    assert_eq!(
+        n0.node.call(args(&["GET", "k"])).await,
+        Reply::Bulk(b"in time".to_vec())
     );
 }

@@ -18,12 +18,13 @@
 //! rounds follow each other without waiting for a round trip to this node.
 
 use super::rpc::{Request, Response};
-use super::{Retry, FORWARD_TIMEOUT};
+use super::{Retry, FORWARD_ANSWER_GRACE, FORWARD_TIMEOUT};
 use crate::command::errors;
 use crate::node::Node;
 use crate::reply::Reply;
 use parking_lot::Mutex;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{oneshot, Semaphore};
 
 /// Forwards per partition that may be in flight at once.
@@ -38,6 +39,8 @@ type Commands = Vec<Vec<Vec<u8>>>;
 struct Waiting {
     epoch: u64,
     addr: String,
+    /// When the caller's command timeout runs out.
+    deadline: Instant,
     commands: Commands,
     done: oneshot::Sender<(Commands, Result<Vec<Reply>, Retry>)>,
 }
@@ -64,18 +67,20 @@ impl Node {
 
     /// Forwards `commands` of partition `p` to its primary at `addr` (as of `epoch`),
     /// alone when a slot is free and nobody waits, else with whatever else waits for
-    /// the partition. `commands` are given back for a retry.
+    /// the partition; nothing runs on the primary after `deadline`. `commands` are
+    /// given back for a retry.
     pub(crate) async fn forward(
         &self,
         p: u32,
         epoch: u64,
         addr: String,
         commands: &mut Commands,
+        deadline: Instant,
     ) -> Result<Vec<Reply>, Retry> {
         let lane = self.lane(p);
         if lane.queue.lock().is_empty() {
             if let Ok(_slot) = lane.slots.try_acquire() {
-                return self.forward_now(p, epoch, &addr, commands).await;
+                return self.forward_now(p, epoch, &addr, commands, deadline).await;
             }
         }
         let sent = commands.len();
@@ -83,6 +88,7 @@ impl Node {
         lane.queue.lock().push(Waiting {
             epoch,
             addr,
+            deadline,
             commands: std::mem::take(commands),
             done,
         });
@@ -108,23 +114,36 @@ impl Node {
         }
     }
 
-    /// Sends waiting callers' commands as one forward and answers each of them.
+    /// Sends waiting callers' commands as one forward and answers each of them. The
+    /// forward gets the earliest of their deadlines, so none of them runs after its
+    /// own; a caller with time left retries if that cut the batch short.
     async fn forward_batch(&self, p: u32, batch: Vec<Waiting>) {
         let (epoch, addr) = (batch[0].epoch, batch[0].addr.clone());
         let mut counts = Vec::with_capacity(batch.len());
         let mut dones = Vec::with_capacity(batch.len());
         let mut all = Vec::new();
+        let mut deadline: Option<Instant> = None;
+        let now = Instant::now();
         for mut w in batch {
             // Routed under another configuration: let the caller route again.
             if w.epoch != epoch || w.addr != addr {
                 let _ = w.done.send((w.commands, Err(Retry::ConfigChanged)));
                 continue;
             }
+            // Out of time while it waited: it gets its error without running.
+            if w.deadline <= now {
+                let _ = w.done.send((w.commands, Err(Retry::Deadline)));
+                continue;
+            }
+            deadline = Some(deadline.map_or(w.deadline, |d| d.min(w.deadline)));
             counts.push(w.commands.len());
             all.append(&mut w.commands);
             dones.push(w.done);
         }
-        let result = self.forward_now(p, epoch, &addr, &mut all).await;
+        let Some(deadline) = deadline else {
+            return;
+        };
+        let result = self.forward_now(p, epoch, &addr, &mut all, deadline).await;
         let mut back = all.into_iter();
         let mut answers = match result {
             Ok(replies) => Ok(replies.into_iter()),
@@ -140,36 +159,35 @@ impl Node {
         }
     }
 
-    /// One forward RPC of `commands` (given back afterwards); `Forward` for one,
-    /// `ForwardBatch` for more. A reply count that does not match gives errors.
+    /// One `ForwardWithin` RPC of `commands` (given back afterwards) with the time
+    /// left until `deadline`. A reply count that does not match gives errors.
     async fn forward_now(
         &self,
         p: u32,
         epoch: u64,
         addr: &str,
         commands: &mut Commands,
+        deadline: Instant,
     ) -> Result<Vec<Reply>, Retry> {
         let sent = commands.len();
-        let req = match sent {
-            1 => Request::Forward {
-                epoch,
-                partition: p,
-                args: commands.pop().unwrap_or_default(),
-            },
-            _ => Request::ForwardBatch {
-                epoch,
-                partition: p,
-                commands: std::mem::take(commands),
-            },
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if budget.is_zero() {
+            return Err(Retry::Deadline);
+        }
+        let req = Request::ForwardWithin {
+            epoch,
+            partition: p,
+            budget_ms: u32::try_from(budget.as_millis()).unwrap_or(u32::MAX),
+            commands: std::mem::take(commands),
         };
-        let answer = self.peers.call(addr, &req, FORWARD_TIMEOUT).await;
-        match req {
-            Request::Forward { args, .. } => commands.push(args),
-            Request::ForwardBatch { commands: lent, .. } => *commands = lent,
-            _ => {}
+        // The primary may begin its last attempt just before the budget runs out: its
+        // answer is worth waiting for, or the outcome would be unknown.
+        let wait = (budget + FORWARD_ANSWER_GRACE).min(FORWARD_TIMEOUT);
+        let answer = self.peers.call(addr, &req, wait).await;
+        if let Request::ForwardWithin { commands: lent, .. } = req {
+            *commands = lent;
         }
         match answer {
-            Ok(Response::Reply(r)) if sent == 1 => Ok(vec![r]),
             Ok(Response::Replies(replies)) if replies.len() == sent => Ok(replies),
             // The primary executed something, so this is an answer, not a retry.
             Ok(Response::Reply(_) | Response::Replies(_)) => Ok(commands
@@ -177,6 +195,7 @@ impl Node {
                 .map(|_| errors::err("ERR the partition's primary answered out of step"))
                 .collect()),
             Ok(other) => Err(self.retry_from(addr, other)),
+            Err(e) if e.outcome_unknown() => Err(Retry::OutcomeUnknown(e.to_string())),
             Err(e) => Err(Retry::Unreachable(e.to_string())),
         }
     }

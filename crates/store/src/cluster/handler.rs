@@ -39,7 +39,10 @@ impl Node {
                 epoch,
                 partition,
                 args,
-            } => match self.handle_forward(epoch, partition, vec![args]).await {
+            } => match self
+                .handle_forward(epoch, partition, vec![args], FORWARDED_DEADLINE)
+                .await
+            {
                 Ok(mut replies) if replies.len() == 1 => {
                     Response::Reply(replies.pop().unwrap_or(Reply::Nil))
                 }
@@ -50,10 +53,28 @@ impl Node {
                 epoch,
                 partition,
                 commands,
-            } => match self.handle_forward(epoch, partition, commands).await {
+            } => match self
+                .handle_forward(epoch, partition, commands, FORWARDED_DEADLINE)
+                .await
+            {
                 Ok(replies) => Response::Replies(replies),
                 Err(resp) => resp,
             },
+            Request::ForwardWithin {
+                epoch,
+                partition,
+                budget_ms,
+                commands,
+            } => {
+                let budget = Duration::from_millis(budget_ms.into()).min(FORWARDED_DEADLINE);
+                match self
+                    .handle_forward(epoch, partition, commands, budget)
+                    .await
+                {
+                    Ok(replies) => Response::Replies(replies),
+                    Err(resp) => resp,
+                }
+            }
             Request::Replicate {
                 epoch,
                 from,
@@ -133,17 +154,29 @@ impl Node {
     }
 
     /// Commands forwarded by a node that believes this one is the primary: their
-    /// replies, or the answer that sends the sender back to routing.
+    /// replies, or the answer that sends the sender back to routing. No attempt starts
+    /// after `budget` (what the sender's deadline left): the sender answers its client
+    /// then, and the commands must not run after that.
     async fn handle_forward(
         &self,
         epoch: u64,
         p: u32,
         commands: Vec<Vec<Vec<u8>>>,
+        budget: Duration,
     ) -> Result<Vec<Reply>, Response> {
+        let deadline = Instant::now() + budget;
         self.fence(epoch).await?;
-        let deadline = Instant::now() + FORWARDED_DEADLINE;
         let mut backoff = Backoff::new();
+        let mut last: Option<super::Retry> = None;
         loop {
+            if Instant::now() >= deadline {
+                // Not run: the sender retries if its own deadline allows (a batch gets
+                // the earliest of its callers'), else answers its client.
+                let why = last.map_or_else(|| "no attempt".to_string(), |why| why.to_string());
+                return Err(Response::Error(format!(
+                    "the forward's deadline passed on the primary of partition {p} ({why})"
+                )));
+            }
             let Some(cfg) = self.config() else {
                 return Err(Response::Behind { current: 0 });
             };
@@ -158,13 +191,8 @@ impl Node {
                 Ok(replies) => return Ok(replies),
                 Err(why) => why,
             };
-            if Instant::now() >= deadline {
-                return Ok(commands
-                    .iter()
-                    .map(|_| Reply::Error(format!("TRYAGAIN partition {p}: {why}")))
-                    .collect());
-            }
             backoff.pause(self, &why, deadline).await;
+            last = Some(why);
         }
     }
 }

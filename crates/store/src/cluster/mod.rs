@@ -21,14 +21,24 @@ pub use lease::{LEASE_GRANT, LEASE_HOLD, LEASE_RENEW_EVERY};
 use std::time::Duration;
 
 /// How long a client command keeps retrying (stale epoch, unreachable owner, replica
-/// not acknowledging) before the client gets a TRYAGAIN error. Longer than a master
-/// needs to notice a dead node and push a new epoch.
-pub const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
-/// The same for a command forwarded from another node; shorter than the forwarding
-/// RPC's timeout so the forwarder gets an answer rather than a timeout.
+/// not acknowledging) before the client gets a TRYAGAIN error, unless the node is told
+/// otherwise (`--command-timeout-ms`). Long enough for a master to push a new epoch
+/// after a node left; short enough that web frameworks' request timeouts (often 5 s)
+/// have not given up first: a write still retrying here after its application answered
+/// its user would land after whatever the user did next.
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 4000;
+/// A forwarded command retries on the primary for what is left of the forwarder's
+/// command timeout (sent with it), and never longer than this.
 pub const FORWARDED_DEADLINE: Duration = Duration::from_secs(8);
+/// How long a forwarder waits for the primary's answer at most.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REPLICATE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How much longer than the command's own deadline a forwarder waits for the primary's
+/// answer: the primary may begin one last attempt just before the deadline, and that
+/// attempt waits for its replicas up to `REPLICATE_TIMEOUT`. Giving up earlier would
+/// leave the outcome unknown while the write could still be applied.
+pub const FORWARD_ANSWER_GRACE: Duration =
+    Duration::from_millis(REPLICATE_TIMEOUT.as_millis() as u64 + 1000);
 
 /// Why one attempt at a command did not complete; every one of them is retried.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +55,12 @@ pub enum Retry {
     NotOwner,
     #[error("owner unreachable: {0}")]
     Unreachable(String),
+    /// A forward went out and no answer came back: the primary may have executed it.
+    /// Reads retry; writes do not (see `rpc::RpcError::outcome_unknown`).
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    #[error("the command timeout ran out")]
+    Deadline,
     #[error("replication failed: {0}")]
     Replication(String),
     #[error("storage: {0}")]
@@ -64,6 +80,8 @@ impl Retry {
             Retry::ConfigChanged => "config_changed",
             Retry::NotOwner => "not_owner",
             Retry::Unreachable(_) => "unreachable",
+            Retry::OutcomeUnknown(_) => "outcome_unknown",
+            Retry::Deadline => "deadline",
             Retry::Replication(_) => "replication",
             Retry::Storage(_) => "storage",
             Retry::NoLease => "no_lease",

@@ -4,7 +4,7 @@
 
 use super::partition::SCAN_POSITION_BITS;
 use super::rpc::{Request, Response};
-use super::{Retry, CLIENT_DEADLINE, FORWARD_TIMEOUT};
+use super::{Retry, FORWARD_TIMEOUT};
 use crate::command::scan::{scan_reply, ScanArgs};
 use crate::command::{self, errors, multikey, Kind};
 use crate::node::{now_ms, Node};
@@ -171,7 +171,7 @@ impl Node {
     }
 
     /// Runs a single-partition command on the partition's primary, retrying through
-    /// configuration changes and failures until `CLIENT_DEADLINE`.
+    /// configuration changes and failures until the command timeout.
     pub(crate) async fn route(&self, p: u32, args: Vec<Vec<u8>>) -> Reply {
         let mut replies = self.route_group(p, vec![args]).await;
         replies
@@ -180,28 +180,61 @@ impl Node {
     }
 
     /// Runs commands of partition `p` in order as one unit on its primary (all of them
-    /// or, on failure, none, then retried), until `CLIENT_DEADLINE`. One reply per command.
+    /// or, on failure, none, then retried), until the command timeout. One reply per
+    /// command. No attempt starts after the deadline, and a write whose forward went
+    /// unanswered is not sent again: either could apply it after its client's answer.
     pub(crate) async fn route_group(&self, p: u32, mut commands: Vec<Vec<Vec<u8>>>) -> Vec<Reply> {
-        let deadline = Instant::now() + CLIENT_DEADLINE;
+        let deadline = Instant::now() + self.command_timeout;
         let mut backoff = Backoff::new();
+        let mut last = Retry::Deadline;
         loop {
-            let why = match self.attempt(p, &mut commands).await {
+            if Instant::now() >= deadline {
+                self.gave_up(&Retry::Deadline);
+                return commands
+                    .iter()
+                    .map(|_| Reply::Error(format!("TRYAGAIN partition {p}: {last}")))
+                    .collect();
+            }
+            let why = match self.attempt(p, &mut commands, deadline).await {
                 Ok(replies) => return replies,
                 Err(why) => why,
             };
-            if Instant::now() >= deadline {
-                return commands
-                    .iter()
-                    .map(|_| Reply::Error(format!("TRYAGAIN partition {p}: {why}")))
-                    .collect();
+            if let Retry::OutcomeUnknown(cause) = &why {
+                if commands.iter().any(|c| is_write(c)) {
+                    self.gave_up(&why);
+                    return commands
+                        .iter()
+                        .map(|_| {
+                            Reply::Error(format!(
+                                "ERR outcome unknown: the primary of partition {p} did not answer ({cause}); \
+                                 the write may or may not have been applied"
+                            ))
+                        })
+                        .collect();
+                }
             }
             backoff.pause(self, &why, deadline).await;
+            last = why;
         }
+    }
+
+    fn gave_up(&self, why: &Retry) {
+        self.metrics
+            .gave_up
+            .get_or_create(&crate::metrics::ReasonLabels {
+                reason: why.label().into(),
+            })
+            .inc();
     }
 
     /// One try of `route_group`. `commands` are lent to the forward request and given
     /// back for a retry.
-    async fn attempt(&self, p: u32, commands: &mut Vec<Vec<Vec<u8>>>) -> Result<Vec<Reply>, Retry> {
+    async fn attempt(
+        &self,
+        p: u32,
+        commands: &mut Vec<Vec<Vec<u8>>>,
+        deadline: Instant,
+    ) -> Result<Vec<Reply>, Retry> {
         let cfg = self.config().ok_or(Retry::NoConfig)?;
         let primary = cfg.primary(p).ok_or(Retry::NotOwner)?;
         if primary == self.id {
@@ -214,7 +247,7 @@ impl Node {
             .map(|m| m.addr.clone())
             .ok_or(Retry::NotOwner)?;
         self.metrics.forwarded.inc_by(commands.len() as u64);
-        self.forward(p, cfg.epoch, addr, commands).await
+        self.forward(p, cfg.epoch, addr, commands, deadline).await
     }
 
     /// The retry a non-answer from the peer at `addr` calls for; a peer on a newer
@@ -228,7 +261,7 @@ impl Node {
 
     /// Asks each primary for its partitions' key counts and sums them.
     async fn dbsize(&self) -> Reply {
-        let deadline = Instant::now() + CLIENT_DEADLINE;
+        let deadline = Instant::now() + self.command_timeout;
         let mut backoff = Backoff::new();
         loop {
             let why = match self.dbsize_once().await {
@@ -375,7 +408,7 @@ impl Node {
         count: usize,
         sa: &ScanArgs,
     ) -> Result<(Vec<Vec<u8>>, Option<u64>), Reply> {
-        let deadline = Instant::now() + CLIENT_DEADLINE;
+        let deadline = Instant::now() + self.command_timeout;
         let mut backoff = Backoff::new();
         loop {
             let why = match self.scan_partition_once(p, position, count, sa).await {
@@ -454,4 +487,12 @@ pub(crate) fn retry_of(resp: Response) -> Retry {
         Response::Error(e) => Retry::Unreachable(e),
         other => Retry::Unreachable(format!("unexpected answer {other:?}")),
     }
+}
+
+/// True for a command that changes data (by the command table; unknown ones count as
+/// writes, the safe side for deciding whether to send a command twice).
+fn is_write(args: &[Vec<u8>]) -> bool {
+    args.first()
+        .and_then(|name| command::spec(name))
+        .is_none_or(|spec| !spec.is_readonly())
 }

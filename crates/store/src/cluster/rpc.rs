@@ -139,6 +139,15 @@ pub enum Request {
         partition: u32,
         commands: Vec<Vec<Vec<u8>>>,
     },
+    /// `ForwardBatch` with what is left of the sender's command timeout: the primary
+    /// starts no attempt after `budget_ms`, so nothing runs after the sender answered
+    /// its client. Answered with `Replies`. (Last, so older variants keep their encoding.)
+    ForwardWithin {
+        epoch: u64,
+        partition: u32,
+        budget_ms: u32,
+        commands: Vec<Vec<Vec<u8>>>,
+    },
 }
 
 impl Request {
@@ -148,6 +157,7 @@ impl Request {
             Request::LeaseRenew { epoch, .. } | Request::EpochOf { epoch, .. } => *epoch,
             Request::Forward { epoch, .. }
             | Request::ForwardBatch { epoch, .. }
+            | Request::ForwardWithin { epoch, .. }
             | Request::Replicate { epoch, .. }
             | Request::LearnStart { epoch, .. }
             | Request::SnapshotChunk { epoch, .. }
@@ -199,8 +209,13 @@ pub enum RpcError {
     Io(String, std::io::Error),
     #[error("{0} closed the connection")]
     Closed(String),
+    /// Before the request went out (the peer's handshake took too long).
     #[error("request to {0} timed out")]
     Timeout(String),
+    /// The request went out and no answer came back: the peer may or may not have
+    /// executed it (see `outcome_unknown`).
+    #[error("{0} did not answer: {1}")]
+    Unanswered(String, String),
     #[error("{0} refused this node's peer credentials (is every node given the same password?)")]
     Refused(String),
     #[error("{0} answered the peer handshake with something else: {1}")]
@@ -217,10 +232,19 @@ impl RpcError {
             RpcError::Io(..) => "io",
             RpcError::Closed(_) => "closed",
             RpcError::Timeout(_) => "timeout",
+            RpcError::Unanswered(..) => "unanswered",
             RpcError::Refused(_) => "refused",
             RpcError::Handshake(..) => "handshake",
             RpcError::Encoding(_) => "encoding",
         }
+    }
+
+    /// The request was sent and may have been executed. Every other error means the
+    /// peer never got it, so sending it again (to the same peer or another) cannot
+    /// execute it twice; after this one, a write sent again could land twice, the
+    /// second time after writes that came in between.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, RpcError::Unanswered(..))
     }
 }
 
@@ -271,19 +295,41 @@ impl Peers {
         timeout: Duration,
     ) -> Result<R, RpcError> {
         let frame = postcard::to_allocvec(req)?;
-        let pooled = self.idle.lock().get_mut(addr).and_then(Vec::pop);
-        // A pooled connection may have been closed by a restarted peer: retry once fresh.
-        // A timeout is not retried: the peer may have executed the request.
-        if let Some(conn) = pooled {
-            match tokio::time::timeout(timeout, exchange(addr, conn, &frame)).await {
-                Ok(Ok((resp, conn))) => {
-                    self.put_back(addr, conn);
-                    return Ok(resp);
-                }
-                Ok(Err(_)) => {}
-                Err(_) => return Err(RpcError::Timeout(addr.to_string())),
+        let conn = match self.take_idle(addr) {
+            Some(conn) => conn,
+            None => self.connect(addr, timeout).await?,
+        };
+        // Once the frame is out there is no second try here: the peer may have executed
+        // it, and only the caller knows whether running it again is harmless.
+        match tokio::time::timeout(timeout, exchange(addr, conn, &frame)).await {
+            Ok(Ok((resp, conn))) => {
+                self.put_back(addr, conn);
+                Ok(resp)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(RpcError::Unanswered(
+                addr.to_string(),
+                format!("no answer within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// A pooled connection the peer has not closed. A restarted peer closed its end of
+    /// every old connection; sending on one would fail after the frame went out, which
+    /// callers must treat as an unknown outcome, so closed ones are dropped here first.
+    fn take_idle(&self, addr: &str) -> Option<Conn> {
+        let mut idle = self.idle.lock();
+        let list = idle.get_mut(addr)?;
+        while let Some(conn) = list.pop() {
+            if still_open(&conn) {
+                return Some(conn);
             }
         }
+        None
+    }
+
+    /// A fresh connection that passed the handshake.
+    async fn connect(&self, addr: &str, timeout: Duration) -> Result<Conn, RpcError> {
         let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
@@ -299,14 +345,7 @@ impl Peers {
                 Err(_) => return Err(RpcError::Timeout(addr.to_string())),
             }
         }
-        match tokio::time::timeout(timeout, exchange(addr, conn, &frame)).await {
-            Ok(Ok((resp, conn))) => {
-                self.put_back(addr, conn);
-                Ok(resp)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(RpcError::Timeout(addr.to_string())),
-        }
+        Ok(conn)
     }
 
     /// Drops the idle connections to `addr` (a peer that left or restarted).
@@ -381,6 +420,17 @@ async fn challenge_caller(conn: &mut Conn, key: &PeerKey) -> bool {
     ok
 }
 
+/// True when an idle connection shows neither the peer's close nor stray bytes.
+fn still_open(conn: &Conn) -> bool {
+    if !conn.read_buffer().is_empty() {
+        return false;
+    }
+    let mut probe = [0u8; 1];
+    matches!(conn.get_ref().try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// Sends `frame` and reads the answer. A failed send wrote no complete frame (the peer
+/// cannot have decoded it); anything that goes wrong after it is `Unanswered`.
 async fn exchange<R: DeserializeOwned>(
     addr: &str,
     mut conn: Conn,
@@ -391,8 +441,11 @@ async fn exchange<R: DeserializeOwned>(
         .map_err(|e| RpcError::Io(addr.to_string(), e))?;
     match conn.next().await {
         Some(Ok(buf)) => Ok((postcard::from_bytes(&buf)?, conn)),
-        Some(Err(e)) => Err(RpcError::Io(addr.to_string(), e)),
-        None => Err(RpcError::Closed(addr.to_string())),
+        Some(Err(e)) => Err(RpcError::Unanswered(addr.to_string(), e.to_string())),
+        None => Err(RpcError::Unanswered(
+            addr.to_string(),
+            "it closed the connection".to_string(),
+        )),
     }
 }
 
@@ -598,5 +651,100 @@ mod tests {
             .await
             .expect_err("no challenge");
         assert!(matches!(err, RpcError::Timeout(_)), "{err}");
+    }
+
+    /// A peer without a password that, per accepted connection, answers the first
+    /// `answers` requests with `Count`, then (with `read_one_more`) reads one more
+    /// request, and closes the connection; counts the requests it read.
+    async fn closing_peer(
+        answers: usize,
+        read_one_more: bool,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        let read = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = read.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = l.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut conn = Framed::new(stream, codec());
+                    for _ in 0..answers {
+                        if conn.next().await.is_none() {
+                            return;
+                        }
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let out = postcard::to_allocvec(&Response::Count(7)).expect("encode");
+                        if conn.send(bytes::Bytes::from(out)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if read_one_more && conn.next().await.is_some() {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        (addr, read)
+    }
+
+    #[tokio::test]
+    async fn a_request_read_and_never_answered_is_an_unknown_outcome_and_not_sent_again() {
+        let (addr, read) = closing_peer(0, true).await;
+        let peers = Peers::new(None);
+        let err = peers
+            .call(&addr, &count(1), WAIT)
+            .await
+            .expect_err("closed");
+        assert!(err.outcome_unknown(), "{err}");
+        assert_eq!(err.label(), "unanswered");
+        assert_eq!(
+            read.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "sent once"
+        );
+        // Refused before anything went out: known not to have run.
+        let gone = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let gone_addr = gone.local_addr().expect("addr").to_string();
+        drop(gone);
+        let err = peers
+            .call(&gone_addr, &count(1), WAIT)
+            .await
+            .expect_err("refused");
+        assert!(!err.outcome_unknown(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_in_time_is_an_unknown_outcome() {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        // Accepts and reads, never answers.
+        tokio::spawn(async move {
+            let (stream, _) = l.accept().await.expect("accept");
+            let mut conn = Framed::new(stream, codec());
+            while conn.next().await.is_some() {}
+        });
+        let err = Peers::new(None)
+            .call(&addr, &count(1), Duration::from_millis(300))
+            .await
+            .expect_err("no answer");
+        assert!(err.outcome_unknown(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_its_peer_closed_is_passed_over_for_a_fresh_one() {
+        // Each connection answers one request and is closed by the peer (as a restarted
+        // peer's old connections are): sending on it again would go unanswered.
+        let (addr, read) = closing_peer(1, false).await;
+        let peers = Peers::new(None);
+        for _ in 0..3 {
+            assert!(matches!(
+                peers.call(&addr, &count(1), WAIT).await,
+                Ok(Response::Count(7))
+            ));
+            // The peer's close reaches this side.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(read.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }
