@@ -709,6 +709,12 @@ fn validate_store(spec: &SessionClusterSpec) -> Result<(), ValidationError> {
         5,
     )?;
     range("spec.store.partitions", s.partitions.into(), 16, 16_384)?;
+    range(
+        "spec.store.commandTimeoutSeconds",
+        s.command_timeout_seconds.into(),
+        1,
+        600,
+    )?;
     if s.replication_factor > s.replicas {
         return Err(ValidationError::ReplicationFactor {
             factor: s.replication_factor,

@@ -47,6 +47,15 @@ pub struct StoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
+
+    /// Seconds a command may spend in the store, retries through a ring change or a
+    /// lost node included, before its client gets a TRYAGAIN error. Keep it below the
+    /// frontends' own request timeouts: a write the store still retried after the
+    /// frontend had given up would land after the user's next request, over it. Raise
+    /// it to have writes wait out a crashed node's failover (about 8 s) instead.
+    #[serde(default = "default_command_timeout_seconds")]
+    #[schemars(range(min = 1, max = 600))]
+    pub command_timeout_seconds: i32,
 }
 
 impl Default for StoreSpec {
@@ -58,8 +67,13 @@ impl Default for StoreSpec {
             persistence: None,
             resources: None,
             image: None,
+            command_timeout_seconds: default_command_timeout_seconds(),
         }
     }
+}
+
+fn default_command_timeout_seconds() -> i32 {
+    4
 }
 
 fn default_replicas() -> i32 {

@@ -110,6 +110,9 @@ fn stateful_set(owner: &Owner<'_>, inputs: &BuildInputs, config_hash: &str) -> D
             {"name": "SESSIONPLANE_PEER_LISTEN", "value": format!("0.0.0.0:{PEER_PORT}")},
             {"name": "SESSIONPLANE_ADMIN_LISTEN", "value": format!("0.0.0.0:{ADMIN_PORT}")},
             {"name": "SESSIONPLANE_DATA_DIR", "value": DATA_DIR},
+            // In the store pods' own template, not the shared settings: a change rolls
+            // the store, not the frontends.
+            {"name": "SESSIONPLANE_COMMAND_TIMEOUT_MS", "value": (i64::from(store.command_timeout_seconds) * 1000).to_string()},
         ],
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "admin"},

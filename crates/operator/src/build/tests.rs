@@ -609,7 +609,7 @@ fn output_is_byte_identical_for_the_same_input() {
 #[test]
 fn store_statefulset_has_what_the_store_needs() {
     let mut v = cluster_json("Store", Affinity::None, Provider::Service);
-    v["spec"]["store"] = json!({"replicas": 5, "replicationFactor": 3, "persistence": {"size": "2Gi", "storageClassName": "fast", "fsync": "Always"}, "image": "registry.local/sp:dev", "resources": {"requests": {"memory": "256Mi"}}});
+    v["spec"]["store"] = json!({"replicas": 5, "replicationFactor": 3, "persistence": {"size": "2Gi", "storageClassName": "fast", "fsync": "Always"}, "image": "registry.local/sp:dev", "resources": {"requests": {"memory": "256Mi"}}, "commandTimeoutSeconds": 9});
     let objs = desired_objects(&cluster(v), &inputs()).expect("builds");
     let sts = find(&objs, "StatefulSet", "shop-store");
     let spec = &sts["spec"];
@@ -674,6 +674,20 @@ fn store_statefulset_has_what_the_store_needs() {
     let config = find(&objs, "ConfigMap", "shop-config");
     assert_eq!(config["data"]["SESSIONPLANE_FSYNC"], "always");
     assert_eq!(config["data"]["SESSIONPLANE_PARTITIONS"], "1024");
+    // The store's command timeout, in the unit of its flag (--command-timeout-ms), in
+    // the store's own pod template (a change rolls the store, not the frontends).
+    assert!(config["data"]
+        .get("SESSIONPLANE_COMMAND_TIMEOUT_MS")
+        .is_none());
+    let env = &spec["template"]["spec"]["containers"][0]["env"];
+    let timeout = env
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|v| v["name"] == "SESSIONPLANE_COMMAND_TIMEOUT_MS")
+        })
+        .map(|v| v["value"].clone());
+    assert_eq!(timeout, Some(serde_json::json!("9000")));
     // The ring epochs carry the replication factor; in the hashed settings a change of it
     // would roll every pod mid-migration.
     assert!(config["data"]

@@ -41,6 +41,8 @@ pub enum ElectionError {
     Read(#[source] kube::Error),
     #[error("writing Lease: {0}")]
     Write(#[source] kube::Error),
+    #[error("the election round did not finish within {0:?}")]
+    Timeout(Duration),
 }
 
 impl ElectionError {
@@ -48,6 +50,7 @@ impl ElectionError {
         match self {
             ElectionError::Read(_) => "lease_read",
             ElectionError::Write(_) => "lease_write",
+            ElectionError::Timeout(_) => "round_timeout",
         }
     }
 }
@@ -63,6 +66,19 @@ pub struct Timings {
     pub renew_deadline: Duration,
     /// How often a standby retries.
     pub retry_period: Duration,
+}
+
+impl Timings {
+    /// How long one election round may take. A round whose API calls hang (a connection
+    /// to the API server that died without a reset waits minutes for its read timeout)
+    /// would otherwise keep a leader leading unrenewed while a standby takes the expired
+    /// Lease: two leaders. Cut off in time, it counts as a failed round, and a leader
+    /// steps down by the renew deadline, before the Lease can expire.
+    pub fn round_timeout(&self) -> Duration {
+        self.renew_deadline
+            .saturating_sub(self.renew_period)
+            .max(Duration::from_millis(100))
+    }
 }
 
 impl Default for Timings {
@@ -112,10 +128,15 @@ impl LeaderElector {
     ) {
         loop {
             let now = Instant::now();
-            let next = match self.round(now).await {
+            let limit = self.timings.round_timeout();
+            let round = tokio::time::timeout(limit, self.round(now))
+                .await
+                .unwrap_or(Err(ElectionError::Timeout(limit)));
+            let next = match round {
                 Ok(l) => l,
                 Err(err) => {
                     tracing::warn!(error = %err, label = err.label(), "leader election round failed");
+                    let now = Instant::now();
                     match self.last_renew {
                         Some(t) if !leadership_lost(now - t, self.timings.renew_deadline) => {
                             Leadership::Leader
@@ -286,4 +307,29 @@ fn record_of(lease: &Lease) -> LeaseRecord {
 
 fn secs(d: Duration) -> i32 {
     i32::try_from(d.as_secs()).unwrap_or(i32::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hung_round_is_cut_off_before_a_standby_may_take_the_lease() {
+        let t = Timings::default();
+        // Last renewal at 0; the next round starts a renew period later and is cut off
+        // at most round_timeout after that: by then the leader has stepped down
+        // (leadership_lost at the renew deadline), and the Lease is still valid.
+        let cut_off = t.renew_period + t.round_timeout();
+        assert!(
+            cut_off <= t.renew_deadline,
+            "{cut_off:?} > {:?}",
+            t.renew_deadline
+        );
+        assert!(leadership_lost(cut_off, t.renew_deadline));
+        assert!(t.renew_deadline < t.lease_duration);
+        assert!(
+            t.round_timeout() >= Duration::from_secs(1),
+            "room for a slow API server"
+        );
+    }
 }
