@@ -25,9 +25,15 @@ function validUser(raw) {
 // listening), so a store call that answers later must not go on to save. Without this, a
 // slow read followed by a save lands an increment the client counted as failed, after the
 // client's next, acknowledged one.
+//
+// A store write already sent (save, regenerate, destroy) is different: it is waited out,
+// and the request answers with its outcome, late if need be. Answering 503 while the write
+// is in flight would let the client move on (its next request perhaps on another replica)
+// while the write could still land, after and over what came next. The store bounds how
+// long one command may take (its command timeout), so this wait is bounded too.
 function requestTimeout(ms) {
   return (req, res, next) => {
-    const timer = setTimeout(() => {
+    res.locals.answerTimeout = () => {
       res.locals.abandoned = true;
       if (!res.headersSent) {
         // Detach the session first: express-session holds back the end of any response
@@ -36,6 +42,10 @@ function requestTimeout(ms) {
         req.session = null;
         res.status(503).type("text/plain").send(`session store did not answer within ${ms} ms\n`);
       }
+    };
+    const timer = setTimeout(() => {
+      if (res.locals.writing) res.locals.timedOut = true;
+      else res.locals.answerTimeout();
     }, ms);
     res.on("close", () => {
       clearTimeout(timer);
@@ -47,17 +57,28 @@ function requestTimeout(ms) {
 
 class RequestAbandoned extends Error {}
 
+// Before a store call: the request is still wanted. One whose time ran out while an
+// earlier write was waited out gets its 503 now, and starts nothing more.
 function ensureWanted(res) {
+  if (res.locals.timedOut && !res.locals.abandoned) res.locals.answerTimeout();
   if (res.locals.abandoned || res.headersSent) {
     throw new RequestAbandoned("the request timed out or the client went away before the save; nothing saved");
   }
 }
 
-// After a store write (save, destroy) the request had already sent: the store may hold it
-// although the client was answered 503, the usual outcome of a timed-out write.
-function ensureStillWanted(res) {
+// A store write (save, regenerate, destroy), waited out even past the request's timeout.
+async function storeWrite(res, write) {
+  res.locals.writing = (res.locals.writing ?? 0) + 1;
+  try {
+    await promisify(write);
+  } finally {
+    res.locals.writing -= 1;
+  }
+  // The client hung up while the write was out: nobody is listening for the answer. (Its
+  // next request may have reached the store first, so a client must wait longer than a
+  // write can take; the end-to-end load generator does.)
   if (res.locals.abandoned || res.headersSent) {
-    throw new RequestAbandoned("the request timed out while its store write was in flight; the store may hold it");
+    throw new RequestAbandoned("the client went away while its store write was in flight; the write completed");
   }
 }
 
@@ -65,20 +86,18 @@ async function startSession(req, res, user) {
   // A fresh session id at login (no session fixation), then an explicit save so the
   // response is only sent once the store has the session.
   ensureWanted(res);
-  await promisify((cb) => req.session.regenerate(cb));
+  await storeWrite(res, (cb) => req.session.regenerate(cb));
   ensureWanted(res);
   req.session.user = user;
   req.session.counter = 0;
-  await promisify((cb) => req.session.save(cb));
-  ensureStillWanted(res);
+  await storeWrite(res, (cb) => req.session.save(cb));
 }
 
 async function increment(req, res) {
   ensureWanted(res);
   req.session.counter = (req.session.counter ?? 0) + 1;
   const started = performance.now();
-  await promisify((cb) => req.session.save(cb));
-  ensureStillWanted(res);
+  await storeWrite(res, (cb) => req.session.save(cb));
   res.locals.sessionWriteMs = performance.now() - started;
   return req.session.counter;
 }
@@ -108,8 +127,7 @@ function withTiming(res) {
 }
 
 async function endSession(req, res) {
-  if (req.session) await promisify((cb) => req.session.destroy(cb));
-  ensureStillWanted(res);
+  if (req.session) await storeWrite(res, (cb) => req.session.destroy(cb));
   res.clearCookie(COOKIE_NAME, { path: "/" });
 }
 

@@ -65,22 +65,21 @@ wait_store_settled() { # frontends stores rf seconds
   return 1
 }
 
+# A ring.json line (one line) that lists a learner: after the learner lists of partitions
+# that have none ("learners":[[],[],...) one that starts with a name. Learners are listed
+# only while a move is under way (the operator sets "target" with them).
+MOVING_RE='"learners":\[(\[\],)*\["'
+
 # Waits (bounded) until learners are being taught, and saves that ring state to $1. It
-# watches the ConfigMap rather than polling it, so what follows (a kill) lands within
+# watches the ConfigMap rather than polling it, and grep (not a bash read, which takes a
+# ~100 KB line a byte at a time) picks the line, so what follows (a kill) lands within
 # milliseconds of the operator writing the epoch that adds learners.
 wait_moving() { # out-file seconds
-  local line fd watcher rc=1
+  local fd watcher rc=1
   exec {fd}< <(exec timeout "$2" kubectl -n "$E2E_NS" get configmap "$(ring_cm)" --watch \
     -o jsonpath='{.data.ring\.json}{"\n"}' 2>/dev/null)
   watcher=$!
-  while IFS= read -r -u "$fd" line; do
-    # ring.json is one line; "target" is written only while a move is under way.
-    if [[ $line == *'"target":'* ]]; then
-      printf '%s' "$line" >"$1"
-      rc=0
-      break
-    fi
-  done
+  grep -m1 -E "$MOVING_RE" <&"$fd" >"$1" && rc=0
   kill "$watcher" 2>/dev/null || true
   exec {fd}<&-
   return "$rc"
@@ -143,11 +142,31 @@ choose_victim() { # kill ring-state-file
 # over) and then its pod is deleted, so the leader that resumes is another process under
 # another identity (the standby replica or a new pod). A store pod's container crashes and
 # restarts in the same pod, on the same volume.
-kill_victim() { # kill
+# The ring state and (for the operator) the Lease holder are saved to $2 and $2.holder
+# right after the kill, before the pod is deleted: a killed process writes nothing more,
+# so that state is what the kill interrupted, whatever happens once the pod is gone.
+kill_victim() { # kill state-file
   kill_container "$VICTIM" "$VICTIM_NS" "$VICTIM_PIDS" || return 1
+  ring_state >"$2"
   if [[ $1 == kill-operator ]]; then
+    lease_holder >"$2.holder" || true
     k -n "$VICTIM_NS" delete pod "$VICTIM" --grace-period=0 --force >/dev/null 2>&1 || true
   fi
+}
+
+# Keys beyond the users' sessions (E2E_STORE_KEYS, 20000 of 200 bytes), loaded before the
+# resizes and read back after them: every move then copies data that takes the learners
+# a moment (with 50 sessions alone a move can finish before a kill aimed at it lands),
+# and no key may be lost or changed by any of them. Written and read in a frontend pod
+# with the demo's Redis client (tests/e2e/store_keys.cjs).
+STORE_KEYS=${E2E_STORE_KEYS:-20000}
+store_keys() { # load|check
+  local pod
+  pod=$(k -n "$E2E_NS" get pods -l "app.kubernetes.io/instance=$E2E_SC,app.kubernetes.io/component=frontend" \
+    --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}') || return 1
+  k -n "$E2E_NS" exec "$pod" -- /usr/bin/node -e "$(cat "$E2E_REPO/tests/e2e/store_keys.cjs")" "$1" "$STORE_KEYS" \
+    | tee -a "$WORK/store-keys.out"
+  return "${PIPESTATUS[0]}"
 }
 
 # One store change under load:
@@ -159,6 +178,7 @@ kill_victim() { # kill
 resize_step() {
   local phase=$1 stores=$2 rf=$3 kill=${4:-} t=$SECONDS before=$WORK/ring-$1-before.json
   local after=$WORK/ring-$1-after.json at_kill=$WORK/ring-$1-at-kill.json moves took
+  local after_kill=$WORK/ring-$1-after-kill.json
   ring_state >"$before"
   if [[ -n $kill ]] && ! choose_victim "$kill" "$before"; then
     fail "$phase: $kill: found nothing to kill"
@@ -171,14 +191,14 @@ resize_step() {
   if [[ -n $kill ]]; then
     if wait_moving "$at_kill" "$RESIZE_TIMEOUT"; then
       lg_phase "$kill"
-      if kill_victim "$kill"; then
+      if kill_victim "$kill" "$after_kill"; then
         # Learners still copying after the kill landed: what finishes the move happens
         # after it (for the operator: a dead leader writes nothing more, so it is the
         # process that took over).
-        if ring_state | ring_is moving; then
+        if ring_is moving <"$after_kill"; then
           pass "$phase: $kill ($VICTIM) while learners were copying (ring epoch $(ring_epoch_of "$at_kill"), $((SECONDS - t))s after the change; still copying after the kill)"
         else
-          fail "$phase: $kill ($VICTIM): the move had already finished when the kill landed (not mid-migration)"
+          fail "$phase: $kill ($VICTIM): the move had already finished when the kill landed (not mid-migration; ring epoch $(ring_epoch_of "$at_kill") at the kill, $(ring_epoch_of "$after_kill") just after; Lease holder just after: $(cat "$after_kill.holder" 2>/dev/null || echo n/a))"
         fi
       else
         fail "$phase: $kill: could not kill $VICTIM"

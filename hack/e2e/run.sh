@@ -165,6 +165,12 @@ lg_finish() {
   if ((rc != 0)); then
     e2e_log "load generator exited $rc; its report:"
     sed 's/^/  loadgen| /' "$WORK/loadgen.out" >&2 || true
+    # What went wrong, in the summary too (a CI log may keep only the summary).
+    local line
+    while IFS= read -r line; do
+      RESULTS+=("     loadgen: $line")
+    done < <(grep -E '^(  BAD |  (lost write|phantom write|logged out) |final read|violations|loadgen: (FAIL|killed|Error))' \
+      "$WORK/loadgen.out" | head -12)
   fi
   return "$rc"
 }

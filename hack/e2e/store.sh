@@ -65,6 +65,7 @@ store_e2e() {
   # Each step measures its movement from a settled ring: whatever the store pod deletion
   # set in motion must be finished first.
   check "store ring settled before the resizes (store=3 rf=2, Migrating=False)" wait_store_settled 2 3 2 "$RESIZE_TIMEOUT"
+  check "$STORE_KEYS keys beyond the sessions written before the resizes" store_keys load
 
   resize_step store-3-to-5 5 2 kill-operator
   lg_phase after-store-5
@@ -79,6 +80,7 @@ store_e2e() {
   lg_phase steady-end
   sleep "$STEADY_SECONDS"
 
+  check "every one of the $STORE_KEYS keys read back unchanged after the resizes" store_keys check
   lg_phase stop
   check "every user still logged in with the last acknowledged counter, no acknowledged write lost" lg_finish
   if [[ -f $WORK/report.json ]]; then

@@ -6,16 +6,18 @@
 // and checked against what was acknowledged, and a report is printed (plus REPORT_JSON).
 //
 // A write is acknowledged when /api/increment answered 200 with the new counter. A request
-// that failed (timeout, 5xx, reset) may or may not have reached the store, and not
-// necessarily before the next request: a save the frontend sent just before it gave up can
-// still be applied while the store retries it (the store's client deadline is 15 s). So a
-// failed request stays "in doubt" until the next acknowledgement AND for IN_DOUBT_MS after
-// it failed; with k requests in doubt the stored counter may be last+0..k. The checks:
+// that failed (5xx, reset) may or may not have reached the store: a save that failed with
+// an unknown outcome may have been applied. The frontend answers a request whose save was
+// sent only once the store answered that save (bounded by the store's command timeout),
+// so nothing it sent lands after its answer; this client waits longer than that
+// (TIMEOUT_MS), or a request it gave up on could still save over the next one's write.
+// A failed request stays "in doubt" until the next acknowledgement AND for IN_DOUBT_MS
+// after it failed; with k requests in doubt the stored counter may be last+0..k. The checks:
 //   * lost write:  an answer (or the final read) shows less than the last acknowledged value;
 //   * phantom:     more than last acknowledged + requests in doubt (+1 for the answer itself);
 //   * logged out:  401 for a user who logged in (the session vanished).
 //
-// Environment: BASE_URL (http://ClusterIP), USERS (50), THINK_MS (200), TIMEOUT_MS (5000),
+// Environment: BASE_URL (http://ClusterIP), USERS (50), THINK_MS (200), TIMEOUT_MS (20000),
 // IN_DOUBT_MS (20000), PHASE_FILE, REPORT_JSON, MAX_SECONDS (600, a hard stop).
 import http from "node:http";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -23,7 +25,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 const BASE = new URL(process.env.BASE_URL ?? "http://127.0.0.1:8080");
 const USERS = Number(process.env.USERS ?? 50);
 const THINK_MS = Number(process.env.THINK_MS ?? 200);
-const TIMEOUT_MS = Number(process.env.TIMEOUT_MS ?? 5000);
+const TIMEOUT_MS = Number(process.env.TIMEOUT_MS ?? 20000);
 const PHASE_FILE = process.env.PHASE_FILE;
 const REPORT_JSON = process.env.REPORT_JSON;
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 600);
