@@ -47,8 +47,8 @@ pub struct StoreArgs {
     pub fsync: storage::FsyncPolicy,
     /// Milliseconds a command may spend in the cluster (retries through a new ring
     /// configuration or a lost owner included) before its client gets an error. Keep it
-    /// below the clients' own timeouts: a write is never applied after its answer, so an
-    /// application that gave up earlier could see it land after it moved on.
+    /// below the clients' own timeouts: nothing a command does happens after its answer,
+    /// but a client that gives up before the answer may see its write land later.
     #[arg(
         long,
         env = "SESSIONPLANE_COMMAND_TIMEOUT_MS",
