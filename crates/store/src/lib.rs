@@ -4,6 +4,7 @@ pub mod admin;
 pub mod backend;
 pub mod cluster;
 pub mod command;
+pub mod keymap;
 pub mod loadgen;
 pub mod local_ports;
 pub mod metrics;

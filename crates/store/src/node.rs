@@ -523,9 +523,7 @@ impl Backend for Node {
             let reply = self.dispatch(args).await;
             self.metrics
                 .ops
-                .get_or_create(&crate::metrics::CommandLabels {
-                    command: name.to_string(),
-                })
+                .get_or_create(&crate::metrics::CommandLabels { command: name })
                 .inc();
             self.metrics
                 .latency
@@ -550,15 +548,12 @@ impl Backend for Node {
             for run in names.chunk_by(|a, b| a == b) {
                 self.metrics
                     .ops
-                    .get_or_create(&crate::metrics::CommandLabels {
-                        command: run[0].to_string(),
-                    })
+                    .get_or_create(&crate::metrics::CommandLabels { command: run[0] })
                     .inc_by(run.len() as u64);
             }
-            let elapsed = started.elapsed().as_secs_f64();
-            for _ in 0..replies.len() {
-                self.metrics.latency.observe(elapsed);
-            }
+            self.metrics
+                .latency
+                .observe_n(started.elapsed().as_secs_f64(), replies.len() as u64);
             replies
         })
     }

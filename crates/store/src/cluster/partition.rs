@@ -4,9 +4,10 @@
 //! executes against it; replicas and learners only apply versioned mutations.
 
 use crate::command::KeyView;
+use crate::keymap::KeyMap;
 use crate::storage::{Op, Record, Version};
 use crate::value::{Entry, Mutation, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// A key's state. `entry: None` is a tombstone, kept only while a learner merges a
 /// snapshot with the live tail (a delete seen in the tail must beat the older copy of
@@ -37,7 +38,7 @@ pub struct Learning {
 
 #[derive(Debug, Default)]
 pub struct PartState {
-    data: HashMap<Vec<u8>, Slot>,
+    data: KeyMap<Vec<u8>, Slot>,
     /// (expires_at_ms, key) of live keys with a TTL, earliest first.
     expiring: BTreeSet<(u64, Vec<u8>)>,
     live: u64,

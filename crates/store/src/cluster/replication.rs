@@ -19,13 +19,13 @@ use super::partition::PartState;
 use super::rpc::{Request, Response};
 use super::{Retry, REPLICATE_TIMEOUT};
 use crate::command::{self, KeyView};
+use crate::keymap::KeyMap;
 use crate::metrics::ReasonLabels;
 use crate::node::{now_ms, Node, Partition};
 use crate::reply::Reply;
 use crate::storage::Version;
 use crate::value::{Entry, Mutation};
 use futures::future::join_all;
-use std::collections::HashMap;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -41,56 +41,77 @@ pub(crate) struct Queued {
 }
 
 /// The partition's memory as seen by a command in the middle of a batch: the changes
-/// of the batch's earlier commands over the stored state.
+/// of the batch's earlier commands over the stored state. Those changes are the batch's
+/// own mutations, found through `latest` (key → index of its last mutation) rather
+/// than copied: a batch of SETs to one hot key would otherwise copy the key and value
+/// once more per command.
 struct Overlay<'a> {
     base: &'a mut PartState,
-    changed: HashMap<Vec<u8>, Option<Entry>>,
+    mutations: Vec<Mutation>,
+    latest: KeyMap<Vec<u8>, usize>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(base: &'a mut PartState) -> Self {
+        Overlay {
+            base,
+            mutations: Vec::new(),
+            latest: KeyMap::default(),
+        }
+    }
+
+    /// The latest state of `key` written in this batch: `Some(None)` for a delete.
+    fn written(&self, key: &[u8]) -> Option<Option<&Entry>> {
+        let at = *self.latest.get(key)?;
+        Some(match &self.mutations[at] {
+            Mutation::Put { entry, .. } => Some(entry),
+            Mutation::Delete { .. } => None,
+        })
+    }
+
+    /// Makes a command's changes visible to the batch's later commands.
+    fn absorb(&mut self, mutations: Vec<Mutation>) {
+        for m in mutations {
+            let at = self.mutations.len();
+            let key = match &m {
+                Mutation::Put { key, .. } | Mutation::Delete { key } => key,
+            };
+            match self.latest.get_mut(key.as_slice()) {
+                Some(slot) => *slot = at,
+                None => {
+                    self.latest.insert(key.clone(), at);
+                }
+            }
+            self.mutations.push(m);
+        }
+    }
+
+    /// Executes commands in order, each seeing the changes of those before it; returns
+    /// their replies (their mutations join the batch's).
+    fn execute_all(&mut self, commands: &[Vec<Vec<u8>>], now: u64) -> Vec<Reply> {
+        let mut replies = Vec::with_capacity(commands.len());
+        for args in commands {
+            let outcome = command::execute(args, self, now);
+            self.absorb(outcome.mutations);
+            replies.push(outcome.reply);
+        }
+        replies
+    }
 }
 
 impl KeyView for Overlay<'_> {
     fn get(&mut self, key: &[u8]) -> Option<Entry> {
-        match self.changed.get(key) {
-            Some(state) => state.clone(),
+        match self.written(key) {
+            Some(state) => state.cloned(),
             None => self.base.get(key),
         }
     }
 
     fn contains(&mut self, key: &[u8]) -> bool {
-        match self.changed.get(key) {
+        match self.written(key) {
             Some(state) => state.is_some(),
             None => self.base.contains(key),
         }
-    }
-}
-
-impl Overlay<'_> {
-    /// Makes a command's changes visible to the batch's later commands.
-    fn absorb(&mut self, mutations: &[Mutation]) {
-        for m in mutations {
-            let (key, state) = match m {
-                Mutation::Put { key, entry } => (key, Some(entry.clone())),
-                Mutation::Delete { key } => (key, None),
-            };
-            self.changed.insert(key.clone(), state);
-        }
-    }
-
-    /// Executes commands in order, each seeing the changes of those before it; returns
-    /// their replies and appends their mutations to `mutations`.
-    fn execute_all(
-        &mut self,
-        commands: &[Vec<Vec<u8>>],
-        now: u64,
-        mutations: &mut Vec<Mutation>,
-    ) -> Vec<Reply> {
-        let mut replies = Vec::with_capacity(commands.len());
-        for args in commands {
-            let outcome = command::execute(args, self, now);
-            self.absorb(&outcome.mutations);
-            mutations.extend(outcome.mutations);
-            replies.push(outcome.reply);
-        }
-        replies
     }
 }
 
@@ -148,13 +169,9 @@ impl Node {
                 (vec![outcome.reply], outcome.mutations)
             }
             _ => {
-                let mut mutations = Vec::new();
-                let mut overlay = Overlay {
-                    base: &mut *st,
-                    changed: HashMap::new(),
-                };
-                let replies = overlay.execute_all(commands, now, &mut mutations);
-                (replies, mutations)
+                let mut overlay = Overlay::new(&mut *st);
+                let replies = overlay.execute_all(commands, now);
+                (replies, overlay.mutations)
             }
         };
         if mutations.is_empty() {
@@ -196,11 +213,7 @@ impl Node {
             None
         };
         let now = now_ms();
-        let mut overlay = Overlay {
-            base: &mut *st,
-            changed: HashMap::new(),
-        };
-        let mut mutations = Vec::new();
+        let mut overlay = Overlay::new(&mut *st);
         let mut answers = Vec::with_capacity(batch.len());
         for q in batch {
             if q.epoch != cfg.epoch {
@@ -215,9 +228,10 @@ impl Node {
                 let _ = q.done.send(Err(why.clone()));
                 continue;
             }
-            let replies = overlay.execute_all(&q.commands, now, &mut mutations);
+            let replies = overlay.execute_all(&q.commands, now);
             answers.push((q.done, replies));
         }
+        let mutations = overlay.mutations;
         // Replicated changes are vouched for by the replicas' acks, and so are the reads
         // answered in the same round; a round of reads alone needs the lease.
         let vouched = if mutations.is_empty() {
@@ -373,5 +387,84 @@ fn apply_owned(st: &mut PartState, mutations: Vec<(Version, Mutation)>) {
             Mutation::Put { key, entry } => st.apply_owned(key, version, Some(entry), false),
             Mutation::Delete { key } => st.apply_owned(key, version, None, false),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    fn run(overlay: &mut Overlay, commands: &[&[&str]]) -> Vec<Reply> {
+        let commands: Vec<Vec<Vec<u8>>> = commands
+            .iter()
+            .map(|c| c.iter().map(|a| a.as_bytes().to_vec()).collect())
+            .collect();
+        overlay.execute_all(&commands, 1_000)
+    }
+
+    fn stored(v: &str) -> Option<Entry> {
+        Some(Entry {
+            value: Value::Str(v.as_bytes().to_vec()),
+            expires_at_ms: None,
+        })
+    }
+
+    #[test]
+    fn each_command_of_a_batch_sees_the_ones_before_it_and_memory_stays_untouched() {
+        let mut st = PartState::default();
+        st.apply(b"held", Version { epoch: 1, seq: 1 }, stored("old"), false);
+        let mut overlay = Overlay::new(&mut st);
+        let replies = run(
+            &mut overlay,
+            &[
+                &["GET", "held"],
+                &["SET", "k", "a"],
+                &["GET", "k"],
+                &["SET", "k", "b", "GET"],
+                &["DEL", "held"],
+                &["EXISTS", "held", "k"],
+                &["GET", "held"],
+                &["SET", "held", "new", "NX"],
+                &["SET", "k", "c", "XX"],
+            ],
+        );
+        assert_eq!(
+            replies,
+            vec![
+                Reply::Bulk(b"old".to_vec()),
+                Reply::Simple("OK".into()),
+                Reply::Bulk(b"a".to_vec()),
+                Reply::Bulk(b"a".to_vec()),
+                Reply::Integer(1),
+                Reply::Integer(1),
+                Reply::Nil,
+                Reply::Simple("OK".into()),
+                Reply::Simple("OK".into()),
+            ]
+        );
+        // A second group in the same round (run_queue) continues from the first's state.
+        assert_eq!(
+            run(&mut overlay, &[&["GET", "k"], &["GET", "held"]]),
+            vec![Reply::Bulk(b"c".to_vec()), Reply::Bulk(b"new".to_vec())]
+        );
+        let last: Vec<(Vec<u8>, Option<Entry>)> = overlay
+            .latest
+            .iter()
+            .map(|(k, &at)| {
+                let state = match &overlay.mutations[at] {
+                    Mutation::Put { entry, .. } => Some(entry.clone()),
+                    Mutation::Delete { .. } => None,
+                };
+                (k.clone(), state)
+            })
+            .collect();
+        assert_eq!(overlay.mutations.len(), 5, "{:?}", overlay.mutations);
+        assert_eq!(last.len(), 2);
+        assert!(last.contains(&(b"k".to_vec(), stored("c"))));
+        assert!(last.contains(&(b"held".to_vec(), stored("new"))));
+        // Nothing reaches memory before the round is acknowledged.
+        assert_eq!(st.get(b"held"), stored("old"));
+        assert!(!st.contains(b"k"));
     }
 }

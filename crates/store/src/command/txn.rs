@@ -1,6 +1,7 @@
 //! One command's view of the keys it touches: reads through to the store, applies
 //! Redis's lazy expiry, and records the resulting state of every key it changes.
 
+use crate::keymap::KeyMap;
 use crate::value::{Entry, Mutation, Value};
 use std::collections::HashMap;
 
@@ -45,7 +46,7 @@ pub(crate) struct Txn<'a> {
     pub now: u64,
     touched: Vec<Touched>,
     /// Position in `touched` by key, kept once there are more than `SCAN_TOUCHED`.
-    index: HashMap<Vec<u8>, usize>,
+    index: KeyMap<Vec<u8>, usize>,
 }
 
 /// A key's value after a type check.
@@ -61,7 +62,7 @@ impl<'a> Txn<'a> {
             view,
             now,
             touched: Vec::new(),
-            index: HashMap::new(),
+            index: KeyMap::default(),
         }
     }
 

@@ -3,9 +3,9 @@
 
 use super::hlc::{fnv64, Stamp};
 use crate::command::KeyView;
+use crate::keymap::KeyMap;
 use crate::value::Entry;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// Anti-entropy buckets: a digest exchange sends one u64 per bucket (2 KiB).
 pub const BUCKETS: u32 = 256;
@@ -44,14 +44,14 @@ fn record_hash(key: &[u8], stamp: &Stamp) -> u64 {
 }
 
 pub struct State {
-    records: HashMap<Vec<u8>, Record>,
+    records: KeyMap<Vec<u8>, Record>,
     retention_ms: u64,
 }
 
 impl State {
     pub fn new(retention_ms: u64) -> State {
         State {
-            records: HashMap::new(),
+            records: KeyMap::default(),
             retention_ms,
         }
     }

@@ -1,8 +1,8 @@
 //! The single writer thread and the read paths used at startup.
 
 use super::{stored_key, FsyncPolicy, Op, Record, StorageError};
+use crate::keymap::KeyMap;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -183,11 +183,11 @@ fn writer_loop(db: Arc<Database>, mut rx: mpsc::Receiver<Job>, policy: FsyncPoli
 /// Index of the last `Put`/`Delete` of each key in a batch (None for a batch of one op).
 /// A hot key written many times while the writer was busy (a session touched on every
 /// request) then costs one insert per commit, not one per write.
-fn last_write_of_each_key<'a>(ops: &[&'a Op]) -> Option<HashMap<(u32, &'a [u8]), usize>> {
+fn last_write_of_each_key<'a>(ops: &[&'a Op]) -> Option<KeyMap<(u32, &'a [u8]), usize>> {
     if ops.len() < 2 {
         return None;
     }
-    let mut last = HashMap::with_capacity(ops.len());
+    let mut last = KeyMap::with_capacity_and_hasher(ops.len(), Default::default());
     for (i, op) in ops.iter().enumerate() {
         if let Op::Put { partition, key, .. } | Op::Delete { partition, key } = op {
             last.insert((*partition, key.as_slice()), i);
@@ -199,7 +199,7 @@ fn last_write_of_each_key<'a>(ops: &[&'a Op]) -> Option<HashMap<(u32, &'a [u8]),
 /// Whether a later op of the batch sets the final state of `op`'s key, so `op` need not
 /// be written: the later `Put`/`Delete` replaces whatever `op` stored, and a partition
 /// drop in between removes it either way.
-fn superseded(last: &HashMap<(u32, &[u8]), usize>, op: &Op, i: usize) -> bool {
+fn superseded(last: &KeyMap<(u32, &[u8]), usize>, op: &Op, i: usize) -> bool {
     match op {
         Op::Put { partition, key, .. } | Op::Delete { partition, key } => last
             .get(&(*partition, key.as_slice()))
