@@ -2,7 +2,9 @@
 # Store benchmark, a report and not a test: redis-benchmark GET/SET with 50 clients, with
 # and without pipelining, against Debian's redis-server and against sessionplane in the
 # same run, targets alternating round by round:
-#   redis    redis-server (no persistence: --save "" --appendonly no)
+#   redis    redis-server (no persistence: --save "" --appendonly no); the ratios' base
+#   redis-aof   redis-server persisting as the store does: --appendonly yes --appendfsync
+#            everysec (the store's default fsync policy), no snapshots
 #   node     one store node (store-node, fsync everysec, replicationFactor 1)
 #   front    the protocol front on one in-memory partition (examples/memory-node)
 #   cluster  three store nodes, replicationFactor 2, fsync everysec (client on node 1)
@@ -12,7 +14,7 @@
 #
 # Usage: hack/bench-store.sh > report.md
 # Environment: N (requests per test, 200000), ROUNDS (2), SESSIONS (200000),
-#              TARGETS ("redis node front cluster"), SKIP_BUILD=1 to reuse the release build
+#              TARGETS ("redis node front cluster"; also redis-aof), SKIP_BUILD=1 to reuse the release build
 #              (in $CARGO_TARGET_DIR, else target/), BIN to take binaries from another directory,
 #              KEYSPACE (unset: redis-benchmark's one key; a number: -r KEYSPACE random keys,
 #              what sessions look like, each write a key of its own on disk).
@@ -92,6 +94,12 @@ if [[ " $TARGETS " == *" redis "* ]]; then
     p=$(free_port)
     redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
     PID[redis]=$!; PIDS+=($!); PORT[redis]=$p; CPU_PIDS[redis]=$!; wait_port "$p"
+fi
+if [[ " $TARGETS " == *" redis-aof "* ]]; then
+    p=$(free_port); mkdir -p "$WORK/aof"
+    redis-server --port "$p" --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec \
+        --dir "$WORK/aof" >"$WORK/redis-aof.log" 2>&1 &
+    PID[redis-aof]=$!; PIDS+=($!); PORT[redis-aof]=$p; CPU_PIDS[redis-aof]=$!; wait_port "$p"
 fi
 if [[ " $TARGETS " == *" front "* ]]; then
     p=$(free_port)
