@@ -8,6 +8,7 @@ mod handler;
 mod lease;
 mod migration;
 pub mod partition;
+mod pipeline;
 pub(crate) mod replication;
 mod router;
 pub(crate) use coalesce::Lane;

@@ -3,6 +3,7 @@
 //! (DBSIZE, SCAN, KEYS) gather from every partition's primary.
 
 use super::partition::SCAN_POSITION_BITS;
+use super::pipeline::{self, Step};
 use super::rpc::{Request, Response};
 use super::{Retry, FORWARD_TIMEOUT};
 use crate::command::scan::{scan_reply, ScanArgs};
@@ -113,9 +114,11 @@ impl Node {
         }
     }
 
-    /// Answers a connection's consecutive commands in order. Each run of commands for
-    /// one partition (`multikey::single_partition`) goes as one group: one lock and one
-    /// replication round on the primary, one forward when the primary is another node.
+    /// Answers a connection's consecutive commands, replies in order. Each partition's
+    /// commands go as one group (one lock and one replication round on the primary, one
+    /// forward when the primary is another node), and the groups of different partitions
+    /// run at the same time (`cluster::pipeline` says why that keeps the pipeline's
+    /// meaning); a command not confined to one partition runs alone, in its place.
     pub(crate) async fn dispatch_batch(&self, commands: Vec<Vec<Vec<u8>>>) -> Vec<Reply> {
         let Some(partitions) = self.partition_count().await else {
             return commands
@@ -123,41 +126,46 @@ impl Node {
                 .map(|_| errors::err("CLUSTERDOWN the node has no ring configuration yet"))
                 .collect();
         };
-        let partition = |args: &[Vec<u8>]| {
-            let spec = command::spec(args.first()?)?;
-            if spec.kind != Kind::Keyed || !spec.arity_ok(args.len()) {
-                return None;
-            }
-            multikey::single_partition(args, spec, |k| partition_of(k, partitions))
-        };
-        let mut replies = Vec::with_capacity(commands.len());
-        let mut group = Vec::new();
-        let mut group_partition = 0;
-        for args in commands {
-            match partition(&args) {
-                Some(p) if group.is_empty() || p == group_partition => {
-                    group_partition = p;
-                    group.push(args);
+        let confined: Vec<Option<u32>> = commands
+            .iter()
+            .map(|args| {
+                let spec = command::spec(args.first()?)?;
+                if spec.kind != Kind::Keyed || !spec.arity_ok(args.len()) {
+                    return None;
                 }
-                found => {
-                    if !group.is_empty() {
-                        let run = std::mem::take(&mut group);
-                        replies.extend(self.route_group(group_partition, run).await);
+                multikey::single_partition(args, spec, |k| partition_of(k, partitions))
+            })
+            .collect();
+        let mut commands: Vec<Option<Vec<Vec<u8>>>> = commands.into_iter().map(Some).collect();
+        let mut replies: Vec<Option<Reply>> = vec![None; commands.len()];
+        for step in pipeline::plan(&confined) {
+            match step {
+                Step::Alone(i) => {
+                    if let Some(args) = commands[i].take() {
+                        replies[i] = Some(self.dispatch(args).await);
                     }
-                    match found {
-                        Some(p) => {
-                            group_partition = p;
-                            group.push(args);
+                }
+                Step::Groups(groups) => {
+                    let runs = groups.into_iter().map(|g| {
+                        let run: Vec<Vec<Vec<u8>>> = g
+                            .positions
+                            .iter()
+                            .filter_map(|&i| commands[i].take())
+                            .collect();
+                        async move { (g.positions, self.route_group(g.partition, run).await) }
+                    });
+                    for (positions, answers) in join_all(runs).await {
+                        for (i, reply) in positions.into_iter().zip(answers) {
+                            replies[i] = Some(reply);
                         }
-                        None => replies.push(self.dispatch(args).await),
                     }
                 }
             }
-        }
-        if !group.is_empty() {
-            replies.extend(self.route_group(group_partition, group).await);
         }
         replies
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| errors::err("ERR the store lost this command's reply")))
+            .collect()
     }
 
     /// The partition count, waiting briefly for a first configuration.
