@@ -11,6 +11,7 @@ use crate::command::{self, errors, multikey, Kind};
 use crate::node::{now_ms, Node};
 use crate::reply::Reply;
 use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
 use sessionplane_ring::partition_of;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -50,6 +51,13 @@ impl Backoff {
             let _ = tokio::time::timeout_at(until.into(), rx.changed()).await;
         }
         self.0 = (self.0 * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// Puts a group's answers at its commands' positions in the pipeline.
+fn place(replies: &mut [Option<Reply>], positions: Vec<usize>, answers: Vec<Reply>) {
+    for (i, reply) in positions.into_iter().zip(answers) {
+        replies[i] = Some(reply);
     }
 }
 
@@ -145,6 +153,13 @@ impl Node {
                         replies[i] = Some(self.dispatch(args).await);
                     }
                 }
+                Step::Groups(mut groups) if groups.len() == 1 => {
+                    if let Some(g) = groups.pop() {
+                        let run = g.positions.iter().filter_map(|&i| commands[i].take());
+                        let answers = self.route_group(g.partition, run.collect()).await;
+                        place(&mut replies, g.positions, answers);
+                    }
+                }
                 Step::Groups(groups) => {
                     let runs = groups.into_iter().map(|g| {
                         let run: Vec<Vec<Vec<u8>>> = g
@@ -154,10 +169,10 @@ impl Node {
                             .collect();
                         async move { (g.positions, self.route_group(g.partition, run).await) }
                     });
-                    for (positions, answers) in join_all(runs).await {
-                        for (i, reply) in positions.into_iter().zip(answers) {
-                            replies[i] = Some(reply);
-                        }
+                    // Polls only the groups that were woken, not all of them each time.
+                    let mut running: FuturesUnordered<_> = runs.collect();
+                    while let Some((positions, answers)) = running.next().await {
+                        place(&mut replies, positions, answers);
                     }
                 }
             }
